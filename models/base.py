@@ -1,0 +1,63 @@
+"""The Memory contract shared by every backbone.
+
+A backbone is a flax module with two methods:
+
+- ``initialize_carry(batch_size) -> carry``: deterministic zeros whose sizes come from
+  the module's own fields (no key, no inputs). The carry is a pytree whose every leaf has
+  a leading batch dimension B.
+- ``__call__(carry, inputs, resets) -> (carry, outputs)`` with ``inputs`` ``[T, B, D]``,
+  ``resets`` ``[T, B]`` bool and ``outputs`` ``[T, B, H]``: time-major throughout.
+
+Reset semantics: ``resets[t, b]`` is True when step ``t`` is the first step of a new
+episode in row ``b``. The carry of that row is replaced by ``initialize_carry`` *before*
+``inputs[t]`` is consumed, so nothing before ``t`` can influence outputs at ``t`` or later.
+
+Acting is the same call with T = 1; there is no separate step function that could drift
+from the sequence evaluation. Consequently one call over T steps must equal T calls of
+T = 1 threading the carry, and a call over ``0..T`` must equal ``0..k`` then ``k..T``
+from the returned carry. ``tests/models/test_memory_contract.py`` checks all of this for
+every registered backbone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+
+Carry = Any  # a pytree of arrays, each with a leading batch dimension B
+
+
+class Memory(Protocol):
+    """What the actor-critic and the PPO loop may assume of a backbone."""
+
+    def initialize_carry(self, batch_size: int) -> Carry: ...
+
+    def __call__(
+        self, carry: Carry, inputs: jax.Array, resets: jax.Array
+    ) -> tuple[Carry, jax.Array]: ...
+
+
+def reset_carry(resets: jax.Array, carry: Carry, initial: Carry) -> Carry:
+    """Replace the rows of ``carry`` flagged in ``resets`` by the rows of ``initial``.
+
+    Args:
+      resets: ``[B]`` bool, True where a new episode starts.
+      carry: pytree whose leaves are ``[B, ...]``.
+      initial: pytree with the same structure as ``carry`` (usually zeros).
+
+    Returns:
+      The carry with reset rows replaced; other rows are untouched.
+    """
+
+    def _select(init_leaf: jax.Array, leaf: jax.Array) -> jax.Array:
+        mask = resets.reshape(resets.shape + (1,) * (leaf.ndim - 1))
+        return jnp.where(mask, init_leaf, leaf)
+
+    return jax.tree.map(_select, initial, carry)
+
+
+def zeros_like_carry(carry: Carry) -> Carry:
+    """A carry of the same structure, shapes and dtypes, filled with zeros."""
+    return jax.tree.map(jnp.zeros_like, carry)

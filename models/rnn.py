@@ -1,0 +1,107 @@
+"""GRU and LSTM backbones behind the Memory contract (flax cells, reset on episode start).
+
+The recurrence is an ``nn.scan`` over time of a step that first replaces the carry of
+rows whose episode starts at this step (``models.base.reset_carry``) and then applies
+the stacked cells: the same reset rule as purejaxrl's ``ScannedRNN``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from models.base import Carry, reset_carry
+
+_CELLS = {"gru": nn.GRUCell, "lstm": nn.OptimizedLSTMCell}
+
+
+class _ResettingStep(nn.Module):
+    """One time step of ``num_layers`` stacked cells with the reset applied first.
+
+    The carry is ``[B, L, H]`` for a GRU and a pair ``(c, h)`` of ``[B, L, H]`` for an LSTM.
+    """
+
+    cell_type: str
+    hidden_size: int
+    num_layers: int
+
+    @nn.compact
+    def __call__(self, carry: Carry, step_inputs):
+        x, reset = step_inputs
+        initial = jax.tree.map(jnp.zeros_like, carry)
+        carry = reset_carry(reset, carry, initial)
+        new_layers = []
+        for layer in range(self.num_layers):
+            cell = _CELLS[self.cell_type](features=self.hidden_size, name=f"cell_{layer}")
+            layer_carry = jax.tree.map(lambda leaf, i=layer: leaf[:, i], carry)
+            layer_carry, x = cell(layer_carry, x)
+            new_layers.append(layer_carry)
+        carry = jax.tree.map(lambda *leaves: jnp.stack(leaves, axis=1), *new_layers)
+        return carry, x
+
+
+class RecurrentMemory(nn.Module):
+    """A GRU or LSTM stack behind the Memory contract (see ``models/base.py``)."""
+
+    cell_type: str = "gru"  # gru | lstm
+    hidden_size: int = 256
+    num_layers: int = 1
+
+    @nn.nowrap
+    def initialize_carry(self, batch_size: int) -> Carry:
+        zeros = jnp.zeros((batch_size, self.num_layers, self.hidden_size), jnp.float32)
+        return (zeros, zeros) if self.cell_type == "lstm" else zeros
+
+    @nn.compact
+    def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
+        scanned = nn.scan(
+            _ResettingStep,
+            variable_broadcast="params",
+            split_rngs={"params": False},
+            in_axes=0,
+            out_axes=0,
+        )(self.cell_type, self.hidden_size, self.num_layers, name="rnn")
+        return scanned(carry, (inputs, resets))
+
+
+@dataclass(frozen=True, kw_only=True)
+class _RecurrentConfig:
+    hidden_size: int = 256  # H: cell width (the paper's POPGym runs: 256)
+    num_layers: int = 1  # L: stacked cells
+
+    cell_type = "gru"
+
+    def __post_init__(self):
+        for name in ("hidden_size", "num_layers"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{self.cell_type} {name} must be positive")
+
+    @classmethod
+    def quick(cls):
+        return cls(hidden_size=64)
+
+    def sized(self, d_model: int, num_layers: int):
+        return dataclasses.replace(self, hidden_size=d_model, num_layers=num_layers)
+
+    def build(self) -> RecurrentMemory:
+        return RecurrentMemory(
+            cell_type=self.cell_type, hidden_size=self.hidden_size, num_layers=self.num_layers
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GRUConfig(_RecurrentConfig):
+    """GRU backbone settings (flax ``GRUCell``)."""
+
+    cell_type = "gru"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LSTMConfig(_RecurrentConfig):
+    """LSTM backbone settings (flax ``OptimizedLSTMCell``)."""
+
+    cell_type = "lstm"

@@ -1,0 +1,351 @@
+"""S5 with episode resets folded into the scan: the backbone of Lu et al. (NeurIPS 2023).
+
+An S5 layer is a diagonal, complex, linear state-space model discretised by zero-order
+hold (Smith et al., ICLR 2023; reference lindermanlab/S5). Lu et al. ("Structured State
+Space Models for In-Context Reinforcement Learning", arXiv 2303.03982) make it usable in
+RL by adding a reset flag to each element of the associative scan so that no state flows
+across an episode boundary; their code is luchris429/popjaxrl and purejaxrl ``s5.py``.
+
+Two evaluations of the same recurrence live here and are tested equal:
+
+- ``scan_parallel``: ``jax.lax.associative_scan`` with the reset-aware operator, O(log T)
+  depth: the fast path on accelerators.
+- ``scan_sequential``: a plain ``jax.lax.scan``, O(T) depth: the reference, and often the
+  faster one on a CPU where there is no parallelism to exploit.
+
+Layers are stacked with ``nn.scan`` over a layer axis rather than unrolled, which keeps
+the compiled program (and its compile time) the size of one layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from typing import Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models.base import Carry
+from models.ssm_init import DiagonalHiPPO, make_s5_init
+
+Evaluation = Literal["parallel", "sequential"]
+
+
+# ----------------------------------------------------------------------------- the scans
+
+
+def _reset_operator(left, right):
+    """Compose two affine maps ``x -> a x + b`` of which either may start an episode.
+
+    Each element is ``(a, b, r)``: with ``r`` False it maps the previous state ``x`` to
+    ``a * x + b``; with ``r`` True it ignores ``x`` (the episode restarts from the zero
+    carry, so the state is just ``b``). Applying ``left`` then ``right`` gives
+    ``a_r * a_l * x + a_r * b_l + b_r``, unless ``right`` resets, in which case everything
+    from ``left`` is discarded. The operator is associative, so it can be scanned in
+    parallel.
+    """
+    a_l, b_l, r_l = left
+    a_r, b_r, r_r = right
+    a = jnp.where(r_r, a_r, a_r * a_l)
+    b = jnp.where(r_r, b_r, a_r * b_l + b_r)
+    return a, b, jnp.logical_or(r_l, r_r)
+
+
+def _fold_carry(lambda_bar, bu, resets, h0):
+    """Fold the incoming carry ``h0`` into element 0 (unless step 0 resets).
+
+    This is the same as prepending ``h0`` as an extra element 0 of the scan, as the
+    reference code does, without making the scanned length T + 1.
+    """
+    first = jnp.where(resets[0][:, None], bu[0], lambda_bar * h0 + bu[0])
+    return bu.at[0].set(first)
+
+
+def scan_parallel(lambda_bar, bu, resets, h0):
+    """Reset-aware linear recurrence by associative scan.
+
+    Args:
+      lambda_bar: ``[P]`` complex64, the discretised diagonal state matrix.
+      bu: ``[T, B, P]`` complex64, the discretised input ``B_bar u_t``.
+      resets: ``[T, B]`` bool, True where step t starts a new episode.
+      h0: ``[B, P]`` complex64, the state before step 0.
+
+    Returns:
+      ``[T, B, P]`` complex64, the state after each step:
+      ``x_t = (0 if resets[t] else lambda_bar * x_{t-1}) + bu_t`` with ``x_{-1} = h0``.
+    """
+    bu = _fold_carry(lambda_bar, bu, resets, h0)
+    a = jnp.broadcast_to(lambda_bar, bu.shape)
+    r = resets[:, :, None]
+    _, xs, _ = jax.lax.associative_scan(_reset_operator, (a, bu, r), axis=0)
+    return xs
+
+
+def scan_sequential(lambda_bar, bu, resets, h0):
+    """The same recurrence as ``scan_parallel``, one step at a time (``lax.scan``)."""
+
+    def step(x, inputs):
+        bu_t, reset_t = inputs
+        x = jnp.where(reset_t[:, None], jnp.zeros_like(x), x) * lambda_bar + bu_t
+        return x, x
+
+    _, xs = jax.lax.scan(step, h0, (bu, resets))
+    return xs
+
+
+SCANS = {"parallel": scan_parallel, "sequential": scan_sequential}
+
+
+def default_evaluation(backend: str | None = None) -> Evaluation:
+    """The faster S5 evaluation on ``backend`` (measured: see README, "S5 evaluation").
+
+    On the 2-core CPU the sequential scan wins at every length we train with; on GPUs
+    the associative scan's O(log T) depth wins.
+    """
+    backend = backend or jax.default_backend()
+    return "sequential" if backend == "cpu" else "parallel"
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_init(state_size: int, blocks: int, conj_sym: bool) -> DiagonalHiPPO:
+    return make_s5_init(state_size, blocks, conj_sym)
+
+
+class S5SSM(nn.Module):
+    """One diagonal S5 state-space layer with resets, ``[T, B, H] -> [T, B, H]``.
+
+    Parameters follow the reference: Lambda (real and imaginary parts) from HiPPO-LegS,
+    ``B`` initialised as ``V^{-1} B`` with LeCun-normal ``B``, ``C`` as ``C V`` with
+    truncated-normal ``C``, feed-through ``D`` standard normal, and a per-state log
+    time step uniform in ``[log dt_min, log dt_max]``. Complex parameters are stored as
+    trailing (real, imaginary) pairs so that optimisers see only real numbers.
+    """
+
+    d_model: int
+    state_size: int
+    blocks: int = 1
+    conj_sym: bool = True
+    dt_min: float = 0.001
+    dt_max: float = 0.1
+    evaluation: Evaluation = "parallel"
+
+    @nn.compact
+    def __call__(self, h0: jax.Array, u: jax.Array, resets: jax.Array):
+        """Run the layer.
+
+        Args:
+          h0: ``[B, P]`` complex64, the state before step 0.
+          u: ``[T, B, H]`` float32 inputs.
+          resets: ``[T, B]`` bool.
+
+        Returns:
+          ``(h [B, P] complex64, y [T, B, H] float32)``: the state after the last step
+          and the outputs.
+        """
+        init = _cached_init(self.state_size, self.blocks, self.conj_sym)
+        num_states = init.eigenvalues.shape[0]
+        local_states = init.eigenvectors.shape[0]  # P before conjugate halving
+        v = jnp.asarray(init.eigenvectors, jnp.complex64)
+        v_inv = jnp.asarray(init.eigenvectors_inv, jnp.complex64)
+
+        lambda_re = self.param(
+            "lambda_re", lambda _k, s: jnp.asarray(init.eigenvalues.real, jnp.float32), (num_states,)
+        )
+        lambda_im = self.param(
+            "lambda_im", lambda _k, s: jnp.asarray(init.eigenvalues.imag, jnp.float32), (num_states,)
+        )
+
+        def init_b(key, shape):
+            b = nn.initializers.lecun_normal()(key, (local_states, self.d_model))
+            vb = v_inv @ b.astype(jnp.complex64)
+            return jnp.stack([vb.real, vb.imag], axis=-1)
+
+        def init_c(key, shape):
+            # Truncated-normal C with fan-in P per output row, as the reference's
+            # per-row lecun_normal over a (1, P, 2) shape.
+            c = nn.initializers.variance_scaling(
+                1.0, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1, batch_axis=(0,)
+            )(key, (self.d_model, local_states, 2))
+            cv = (c[..., 0] + 1j * c[..., 1]).astype(jnp.complex64) @ v
+            return jnp.stack([cv.real, cv.imag], axis=-1)
+
+        def init_log_step(key, shape):
+            lo, hi = np.log(self.dt_min), np.log(self.dt_max)
+            return jax.random.uniform(key, shape, minval=lo, maxval=hi)
+
+        b = self.param("b", init_b, (num_states, self.d_model, 2))
+        c = self.param("c", init_c, (self.d_model, num_states, 2))
+        d = self.param("d", nn.initializers.normal(stddev=1.0), (self.d_model,))
+        log_step = self.param("log_step", init_log_step, (num_states,))
+
+        # Zero-order-hold discretisation: cheap elementwise work on P numbers.
+        lam = jax.lax.complex(lambda_re, lambda_im)
+        step = jnp.exp(log_step)
+        lambda_bar = jnp.exp(lam * step)
+        b_tilde = jax.lax.complex(b[..., 0], b[..., 1])
+        b_bar = ((lambda_bar - 1.0) / lam)[:, None] * b_tilde  # [P, H]
+
+        # Real matmuls for the input and output maps: u is real, so B_bar u needs two
+        # real products rather than a complex one on a promoted u.
+        bu = jax.lax.complex(u @ b_bar.real.T, u @ b_bar.imag.T)  # [T, B, P]
+        xs = SCANS[self.evaluation](lambda_bar, bu, resets, h0)
+        cx_real = xs.real @ c[..., 0].T - xs.imag @ c[..., 1].T  # Re(C x), [T, B, H]
+        scale = 2.0 if self.conj_sym else 1.0
+        y = scale * cx_real + d * u
+        return xs[-1], y
+
+
+class S5Block(nn.Module):
+    """One S5 layer: SSM, GELU, gated linear unit, residual (and optional layer norm).
+
+    ``activation``: ``full_glu`` (the paper's: ``W1 y * sigmoid(W2 y)``), ``half_glu``
+    (``y * sigmoid(W y)``) or ``gelu`` (no gate). Written for ``nn.scan`` over layers:
+    ``(x, h0) -> (x, h)``.
+    """
+
+    d_model: int
+    state_size: int
+    blocks: int
+    conj_sym: bool
+    dt_min: float
+    dt_max: float
+    activation: str
+    layer_norm: bool
+    evaluation: Evaluation
+
+    @nn.compact
+    def __call__(self, x: jax.Array, h0: jax.Array, resets: jax.Array):
+        skip = x
+        if self.layer_norm:  # pre-norm, as in the reference's prenorm=True setting
+            x = nn.LayerNorm()(x)
+        h, y = S5SSM(
+            d_model=self.d_model,
+            state_size=self.state_size,
+            blocks=self.blocks,
+            conj_sym=self.conj_sym,
+            dt_min=self.dt_min,
+            dt_max=self.dt_max,
+            evaluation=self.evaluation,
+        )(h0, x, resets)
+        y = nn.gelu(y)
+        if self.activation == "full_glu":
+            y = nn.Dense(self.d_model)(y) * jax.nn.sigmoid(nn.Dense(self.d_model)(y))
+        elif self.activation == "half_glu":
+            y = y * jax.nn.sigmoid(nn.Dense(self.d_model)(y))
+        return skip + y, h
+
+
+class S5Memory(nn.Module):
+    """Stacked S5 layers behind the Memory contract (see ``models/base.py``).
+
+    The carry is ``[B, L, P]`` complex64: one state per layer. Inputs are first projected
+    to ``d_model`` so that the residual connections line up.
+    """
+
+    d_model: int = 256
+    state_size: int = 256
+    num_layers: int = 4
+    blocks: int = 1
+    conj_sym: bool = True
+    dt_min: float = 0.001
+    dt_max: float = 0.1
+    activation: str = "full_glu"
+    layer_norm: bool = False
+    evaluation: Evaluation = "parallel"
+
+    @property
+    def num_complex_states(self) -> int:
+        return self.state_size // 2 if self.conj_sym else self.state_size
+
+    @nn.nowrap
+    def initialize_carry(self, batch_size: int) -> Carry:
+        return jnp.zeros((batch_size, self.num_layers, self.num_complex_states), jnp.complex64)
+
+    @nn.compact
+    def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
+        x = nn.Dense(self.d_model, name="encoder")(inputs)
+        layers = nn.scan(
+            S5Block,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=(0, nn.broadcast),
+            length=self.num_layers,
+        )(
+            d_model=self.d_model,
+            state_size=self.state_size,
+            blocks=self.blocks,
+            conj_sym=self.conj_sym,
+            dt_min=self.dt_min,
+            dt_max=self.dt_max,
+            activation=self.activation,
+            layer_norm=self.layer_norm,
+            evaluation=self.evaluation,
+            name="layers",
+        )
+        x, h = layers(x, jnp.swapaxes(carry, 0, 1), resets)
+        return jnp.swapaxes(h, 0, 1), x
+
+
+@dataclass(frozen=True, kw_only=True)
+class S5Config:
+    """S5 backbone settings. Defaults are the paper's POPGym settings."""
+
+    d_model: int = 256  # H: width of each layer
+    state_size: int = 256  # P: states per layer before conjugate halving
+    num_layers: int = 4  # L: stacked S5 layers
+    blocks: int = 1  # HiPPO blocks in the block-diagonal initialisation
+    conj_sym: bool = True  # keep one eigenvalue of each conjugate pair
+    dt_min: float = 0.001  # smallest initial time step
+    dt_max: float = 0.1  # largest initial time step
+    activation: str = "full_glu"  # full_glu | half_glu | gelu
+    layer_norm: bool = False  # pre-norm each layer (the paper's POPGym runs: off)
+    evaluation: str = "auto"  # parallel | sequential | auto (sequential on CPU, parallel else)
+
+    def __post_init__(self):
+        if self.evaluation not in ("auto", *SCANS):
+            raise ValueError(
+                f"s5 evaluation must be one of auto, parallel, sequential; got {self.evaluation!r}"
+            )
+        if self.activation not in ("full_glu", "half_glu", "gelu"):
+            raise ValueError(
+                f"s5 activation must be one of full_glu, half_glu, gelu; got {self.activation!r}"
+            )
+        for name in ("d_model", "state_size", "num_layers", "blocks"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"s5 {name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def resolved_evaluation(self) -> Evaluation:
+        """The evaluation that will run on the current default backend."""
+        return default_evaluation() if self.evaluation == "auto" else self.evaluation
+
+    @classmethod
+    def quick(cls) -> S5Config:
+        return cls(d_model=64, state_size=64, num_layers=2)
+
+    def sized(self, d_model: int, num_layers: int) -> S5Config:
+        """This config at another width and depth (state size follows the width)."""
+        return dataclasses.replace(
+            self, d_model=d_model, state_size=d_model, num_layers=num_layers
+        )
+
+    def build(self) -> S5Memory:
+        return S5Memory(
+            d_model=self.d_model,
+            state_size=self.state_size,
+            num_layers=self.num_layers,
+            blocks=self.blocks,
+            conj_sym=self.conj_sym,
+            dt_min=self.dt_min,
+            dt_max=self.dt_max,
+            activation=self.activation,
+            layer_norm=self.layer_norm,
+            evaluation=self.resolved_evaluation,
+        )

@@ -1,0 +1,49 @@
+"""Environments: one registry over the POPGym ports, probes and every gymnax environment.
+
+``make(env_id) -> (env, params)`` builds any registered environment (or alias);
+``make_training_env`` adds the wrappers the PPO loop expects (see ``envs/wrappers.py``).
+An unknown id raises a ValueError that names close matches.
+"""
+
+from __future__ import annotations
+
+from envs import popgym as _popgym
+from envs.probes import MemoryProbe
+from envs.registry import (
+    ALIASES,
+    ENVS,
+    EnvEntry,
+    expand,
+    families,
+    make,
+    register,
+    register_alias,
+    resolve,
+)
+
+
+def _register_builtin() -> None:
+    for family, module in _popgym.FAMILIES.items():
+        for env_id, factory in module.VARIANTS.items():
+            difficulty = env_id[len(family) :]
+            register(env_id, EnvEntry(factory, "popgym", family, difficulty))
+    for alias, family in _popgym.FAMILY_ALIASES.items():
+        for difficulty in ("Easy", "Medium", "Hard"):
+            if f"{family}{difficulty}" in ENVS:
+                register_alias(f"{alias}{difficulty}", f"{family}{difficulty}")
+    register("MemoryProbe", EnvEntry(lambda **kw: MemoryProbe(**kw), "probe", "MemoryProbe"))
+
+
+_register_builtin()
+
+__all__ = [
+    "ALIASES",
+    "ENVS",
+    "EnvEntry",
+    "expand",
+    "families",
+    "make",
+    "register",
+    "register_alias",
+    "resolve",
+]

@@ -1,0 +1,163 @@
+"""Shared machinery for checking a JAX port against the reference ``popgym`` package.
+
+Lockstep: reset the reference with a seed, translate its state into the port's state,
+then apply the same random actions to both until the episode ends and compare
+observations, rewards, terminated and truncated at every step. The port is stepped with
+the full gymnax ``step`` (auto-reset included), so its pre-reset observation is read from
+``info["final_observation"]`` on the last step.
+
+Statistics: under a uniformly random policy, compare the distributions of episode
+lengths and returns of both implementations with a two-sample test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+import envs
+
+
+def run_lockstep(
+    ref_env,
+    port_env,
+    translate: Callable[[Any], Any],
+    sample_action: Callable[[np.random.Generator], Any],
+    seed: int,
+    compare_obs: Callable[[Any, Any], None] | None = None,
+    reward_atol: float = 1e-6,
+    max_steps: int = 100_000,
+) -> int:
+    """Step reference and port together through one episode; return its length.
+
+    Args:
+      ref_env: a reference popgym env instance.
+      port_env: the JAX port (gymnax Environment).
+      translate: maps the freshly reset reference env to the port's ``EnvState``.
+      sample_action: draws an action (numpy) valid for both implementations.
+      seed: seeds the reference reset and the action sequence.
+      compare_obs: asserts two observations equal (default: exact equality).
+      reward_atol: tolerance on rewards (floating-point dynamics may need more).
+    """
+    rng = np.random.default_rng(seed)
+    ref_obs, _ = ref_env.reset(seed=seed)
+    params = port_env.default_params
+    state = translate(ref_env)
+    port_obs = port_env.get_obs(state, params) if _has_get_obs(port_env) else None
+    compare = compare_obs or _assert_equal
+    if port_obs is not None:
+        compare(ref_obs, port_obs)
+    step = jax.jit(port_env.step)
+    key = jax.random.key(seed)
+    for t in range(max_steps):
+        action = sample_action(rng)
+        ref_obs, ref_reward, ref_term, ref_trunc, _ = ref_env.step(action)
+        key, subkey = jax.random.split(key)
+        _, state, reward, term, trunc, info = step(subkey, state, jnp.asarray(action), params)
+        compare(ref_obs, info["final_observation"])
+        np.testing.assert_allclose(float(reward), float(ref_reward), atol=reward_atol,
+                                   err_msg=f"reward at step {t}")
+        assert bool(term) == bool(ref_term), f"terminated differs at step {t}"
+        assert bool(trunc) == bool(ref_trunc), f"truncated differs at step {t}"
+        if ref_term or ref_trunc:
+            return t + 1
+    raise AssertionError("episode did not end")
+
+
+def _has_get_obs(env) -> bool:
+    try:
+        type(env).get_obs
+    except AttributeError:
+        return False
+    return True
+
+
+def _assert_equal(ref_obs, port_obs):
+    np.testing.assert_array_equal(np.asarray(port_obs), np.asarray(ref_obs))
+
+
+def reference_random_episodes(ref_env, num_episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lengths, returns) of ``num_episodes`` random-policy episodes of the reference."""
+    ref_env.action_space.seed(seed)
+    lengths, returns = [], []
+    for i in range(num_episodes):
+        ref_env.reset(seed=seed + i)
+        total, n, done = 0.0, 0, False
+        while not done:
+            _, r, term, trunc, _ = ref_env.step(ref_env.action_space.sample())
+            total += float(r)
+            n += 1
+            done = term or trunc
+        lengths.append(n)
+        returns.append(total)
+    return np.asarray(lengths), np.asarray(returns)
+
+
+def port_random_episodes(env_id: str, num_episodes: int, seed: int, num_envs: int = 64,
+                         max_steps: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+    """(lengths, returns) of the first ``num_episodes`` random-policy episodes of the port.
+
+    Runs ``num_envs`` copies under ``vmap`` and collects completed episodes.
+    """
+    env, params = envs.make(env_id)
+    space = env.action_space(params)
+
+    @jax.jit
+    def rollout(key):
+        key, reset_key = jax.random.split(key)
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(reset_key, num_envs), params)
+
+        def body(carry, _):
+            state, ret, length, key = carry
+            key, k_act, k_step = jax.random.split(key, 3)
+            actions = jax.vmap(space.sample)(jax.random.split(k_act, num_envs))
+            _, state, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(k_step, num_envs), state, actions, params)
+            ret, length = ret + r, length + 1
+            done = term | trunc
+            out = (done, ret, length)
+            ret, length = jnp.where(done, 0.0, ret), jnp.where(done, 0, length)
+            return (state, ret, length, key), out
+
+        zeros = jnp.zeros(num_envs)
+        _, (done, ret, length) = jax.lax.scan(
+            body, (state, zeros, jnp.zeros(num_envs, jnp.int32), key), None, length=chunk)
+        return done, ret, length
+
+    lengths, returns = [], []
+    key = jax.random.key(seed)
+    chunk = 256
+    steps = 0
+    while len(lengths) < num_episodes and steps < max_steps:
+        key, subkey = jax.random.split(key)
+        done, ret, length = jax.device_get(rollout(subkey))
+        # Episodes of each env are independent; episodes cut by the chunk edge are
+        # restarted (each chunk resets), so only whole episodes are counted.
+        lengths.extend(length[done].tolist())
+        returns.extend(ret[done].tolist())
+        steps += chunk
+    return np.asarray(lengths[:num_episodes]), np.asarray(returns[:num_episodes])
+
+
+def assert_same_distribution(a: np.ndarray, b: np.ndarray, what: str, alpha: float = 1e-3,
+                             decimals: int = 4):
+    """Two-sample Kolmogorov-Smirnov test at level ``alpha`` (identical constants pass).
+
+    Values are rounded to ``decimals`` first: the port sums rewards in float32 and the
+    reference in float64, and KS would otherwise count -27/51 in each as distinct values.
+    """
+    a, b = np.round(a, decimals), np.round(b, decimals)
+    if np.all(a == a[0]) and np.all(b == b[0]):
+        assert a[0] == b[0], f"{what}: reference always {a[0]}, port always {b[0]}"
+        return
+    result = stats.ks_2samp(a, b)
+    assert result.pvalue > alpha, (
+        f"{what} differ (KS p={result.pvalue:.2g}): reference mean {a.mean():.4f}, "
+        f"port mean {b.mean():.4f}"
+    )

@@ -26,12 +26,13 @@ def _register_builtin() -> None:
     for family, module in _popgym.FAMILIES.items():
         for env_id, factory in module.VARIANTS.items():
             difficulty = env_id[len(family) :]
-            register(env_id, EnvEntry(factory, "popgym", family, difficulty))
+            truncates = getattr(module, "TRUNCATES", False)
+            register(env_id, EnvEntry(factory, "popgym", family, difficulty, truncates))
     for alias, family in _popgym.FAMILY_ALIASES.items():
         for difficulty in ("Easy", "Medium", "Hard"):
             if f"{family}{difficulty}" in ENVS:
                 register_alias(f"{alias}{difficulty}", f"{family}{difficulty}")
-    register("MemoryProbe", EnvEntry(lambda **kw: MemoryProbe(**kw), "probe", "MemoryProbe"))
+    register("MemoryProbe", EnvEntry(MemoryProbe, "probe", "MemoryProbe", truncates=False))
 
 
 _register_builtin()

@@ -23,12 +23,15 @@ class EnvEntry:
       suite: ``popgym``, ``probe``, ``gymnax`` or another suite name.
       family: the environment family (e.g. ``RepeatFirst``), for ``--env <family>``.
       difficulty: ``Easy``/``Medium``/``Hard`` where the family has them, else ``""``.
+      truncates: whether episodes can end by a time limit (``truncated``); if not, the
+        PPO loop skips evaluating V(final_observation) at every step.
     """
 
     factory: Callable[[], Any]
     suite: str
     family: str
     difficulty: str = ""
+    truncates: bool = True
 
 
 ENVS: dict[str, EnvEntry] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from models.mlp import MLPConfig
 from models.rnn import GRUConfig, LSTMConfig
 from models.s5 import S5Config
+from models.trxl import TrXLConfig
 
 # name -> config class. Each config has ``build() -> nn.Module`` (a Memory),
 # ``quick()`` (a CPU-sized preset; the defaults are the paper's) and ``sized(d, layers)``.
@@ -16,6 +17,7 @@ BACKBONES: dict[str, type] = {
     "s5": S5Config,
     "gru": GRUConfig,
     "lstm": LSTMConfig,
+    "trxl": TrXLConfig,
     "mlp": MLPConfig,
 }
 

@@ -23,6 +23,10 @@ def _small_configs():
         if name == "s5":
             cases["s5-parallel"] = dataclasses.replace(cfg, evaluation="parallel")
             cases["s5-sequential"] = dataclasses.replace(cfg, evaluation="sequential")
+        elif name == "trxl":
+            # M < T, so the multi-block banded path (with padding) runs, gated and plain.
+            cases["trxl"] = dataclasses.replace(cfg, memory_length=5)
+            cases["trxl-plain"] = dataclasses.replace(cfg, memory_length=5, gating=False)
         else:
             cases[name] = cfg
     return cases

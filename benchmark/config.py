@@ -1,0 +1,257 @@
+"""Typed, frozen configuration: one dataclass per concern, composed by ``RunConfig``.
+
+Presets are functions returning a ``RunConfig`` (``paper``, ``quick``); ``override`` applies
+``--set key=value`` pairs with ``dataclasses.replace``. Configs are never mutated, and
+every run saves ``to_dict(config)`` as ``config.json`` beside its results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from models import BACKBONES, backbone_config_class
+
+
+@dataclass(frozen=True, kw_only=True)
+class PPOConfig:
+    """PPO hyperparameters. Defaults are the paper's POPGym settings (Lu et al. 2023)."""
+
+    lr: float = 5e-5  # Adam learning rate
+    anneal_lr: bool = False  # decay the learning rate linearly to 0 over training
+    gamma: float = 0.99  # discount
+    gae_lambda: float = 1.0  # GAE lambda
+    clip_eps: float = 0.2  # PPO ratio clip
+    ent_coef: float = 0.0  # entropy bonus coefficient
+    vf_coef: float = 1.0  # value loss coefficient
+    max_grad_norm: float = 0.5  # global gradient-norm clip
+    num_envs: int = 64  # B: parallel environments per seed
+    num_steps: int = 1024  # T: rollout length per update
+    num_minibatches: int = 8  # minibatches per epoch (split over environments, never time)
+    update_epochs: int = 30  # passes over each rollout
+    total_timesteps: int = 15_000_000  # environment steps per seed
+    updates_per_chunk: int = 0  # updates per compiled chunk between host updates; 0 = auto
+
+    def __post_init__(self):
+        for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs",
+                     "total_timesteps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ppo.{name} must be positive, got {getattr(self, name)}")
+        if self.num_envs % self.num_minibatches:
+            raise ValueError(
+                f"ppo.num_envs ({self.num_envs}) must be divisible by ppo.num_minibatches "
+                f"({self.num_minibatches}): minibatches split environments, never time"
+            )
+        if self.total_timesteps < self.steps_per_update:
+            raise ValueError(
+                f"ppo.total_timesteps ({self.total_timesteps}) is less than one update "
+                f"(num_envs x num_steps = {self.steps_per_update})"
+            )
+        if self.updates_per_chunk < 0:
+            raise ValueError("ppo.updates_per_chunk must be >= 0")
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_timesteps // self.steps_per_update
+
+    @property
+    def minibatch_envs(self) -> int:
+        return self.num_envs // self.num_minibatches
+
+    @property
+    def chunk_size(self) -> int:
+        """Updates per compiled chunk: a divisor of ``num_updates``, so one compile serves all.
+
+        Auto aims at roughly 256k environment steps per chunk, so the progress display
+        refreshes every few seconds without the host round-trip costing throughput.
+        """
+        target = self.updates_per_chunk or max(1, 262_144 // self.steps_per_update)
+        target = min(target, self.num_updates)
+        return max(d for d in range(1, target + 1) if self.num_updates % d == 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvConfig:
+    """Which environment, and how it is presented to the agent."""
+
+    env_id: str = "RepeatPreviousEasy"  # any id from `s5bench envs`
+    previous_action: bool = True  # append previous action + episode-start flag (the paper's)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Everything one training run needs; saved as config.json."""
+
+    model: str  # registry name of the backbone (`s5bench models`)
+    backbone: Any  # that backbone's config dataclass
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    head_size: int = 128  # width of the observation encoder and the policy/value heads
+    num_seeds: int = 1  # seeds trained at once (a vmap axis)
+    seed: int = 0  # base seed; seed i of a run uses jax.random.key(seed + i)
+    preset: str = "custom"  # which preset built this config (informational)
+
+    def __post_init__(self):
+        cls = backbone_config_class(self.model)
+        if not isinstance(self.backbone, cls):
+            raise ValueError(f"backbone config for {self.model!r} must be a {cls.__name__}")
+        if self.num_seeds <= 0:
+            raise ValueError(f"num_seeds must be positive, got {self.num_seeds}")
+        if self.head_size <= 0:
+            raise ValueError(f"head_size must be positive, got {self.head_size}")
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def paper(model: str, env_id: str = EnvConfig.env_id, num_seeds: int = 1) -> RunConfig:
+    """The paper's POPGym settings: 64 envs x 1024 steps, 15M steps, 30 epochs, 8 minibatches."""
+    return RunConfig(
+        model=model,
+        backbone=backbone_config_class(model)(),
+        ppo=PPOConfig(),
+        env=EnvConfig(env_id=env_id),
+        head_size=256,
+        num_seeds=num_seeds,
+        preset="paper",
+    )
+
+
+def quick(model: str, env_id: str = EnvConfig.env_id, num_seeds: int = 1) -> RunConfig:
+    """Small enough to learn a memory task on a 2-core CPU in a few minutes."""
+    return RunConfig(
+        model=model,
+        backbone=backbone_config_class(model).quick(),
+        ppo=PPOConfig(
+            lr=1e-3,
+            anneal_lr=True,
+            gamma=0.99,
+            gae_lambda=0.95,
+            ent_coef=0.01,
+            vf_coef=0.5,
+            num_envs=32,
+            num_steps=128,
+            num_minibatches=4,
+            update_epochs=4,
+            total_timesteps=1_000_000,
+        ),
+        env=EnvConfig(env_id=env_id),
+        head_size=64,
+        num_seeds=num_seeds,
+        preset="quick",
+    )
+
+
+PRESETS = {"paper": paper, "quick": quick}
+
+
+def make_preset(name: str, model: str, env_id: str = EnvConfig.env_id,
+                num_seeds: int = 1) -> RunConfig:
+    """Build preset ``name``; a ValueError lists the valid presets."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    return PRESETS[name](model, env_id, num_seeds)
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def settable_keys(config: RunConfig) -> list[str]:
+    """Every key ``override`` accepts, e.g. ``ppo.lr``, ``backbone.d_model``, ``seed``."""
+    keys = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            keys += [f"{f.name}.{g.name}" for g in dataclasses.fields(value)]
+        elif f.name not in ("model", "preset"):
+            keys.append(f.name)
+    return keys
+
+
+def _parse(text: str, current: Any, key: str) -> Any:
+    if isinstance(current, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"--set {key}: expected true or false, got {text!r}")
+    try:
+        if isinstance(current, int):
+            value = float(text)
+            if not value.is_integer():
+                raise ValueError
+            return int(value)
+        if isinstance(current, float):
+            return float(text)
+    except ValueError:
+        kind = type(current).__name__
+        raise ValueError(f"--set {key}: expected {kind}, got {text!r}") from None
+    return text
+
+
+def override(config: RunConfig, assignments: list[str]) -> RunConfig:
+    """Apply ``key=value`` assignments; unknown keys and malformed values raise ValueError.
+
+    Validation (``__post_init__``) reruns on every replaced dataclass, so an override
+    that breaks an invariant (say num_envs not divisible by num_minibatches) fails here.
+    """
+    valid = settable_keys(config)
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ValueError(f"--set expects key=value, got {assignment!r}")
+        if key not in valid:
+            raise ValueError(f"--set: unknown key {key!r}; valid keys: {', '.join(valid)}")
+        if "." in key:
+            section, name = key.split(".", 1)
+            sub = getattr(config, section)
+            value = _parse(text.strip(), getattr(sub, name), key)
+            config = dataclasses.replace(config, **{section: dataclasses.replace(sub, **{name: value})})
+        else:
+            value = _parse(text.strip(), getattr(config, key), key)
+            config = dataclasses.replace(config, **{key: value})
+    return config
+
+
+def with_total_timesteps(config: RunConfig, total: int) -> RunConfig:
+    return dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, total_timesteps=total))
+
+
+# ----------------------------------------------------------------------------- JSON
+
+
+def to_dict(config: RunConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def from_dict(data: dict) -> RunConfig:
+    """Inverse of ``to_dict``: the backbone section is rebuilt from the model name."""
+    data = dict(data)
+    backbone_cls = BACKBONES[data["model"]]
+    return RunConfig(
+        **{
+            **data,
+            "backbone": backbone_cls(**data["backbone"]),
+            "ppo": PPOConfig(**data["ppo"]),
+            "env": EnvConfig(**data["env"]),
+        }
+    )
+
+
+def to_json(config: RunConfig) -> str:
+    return json.dumps(to_dict(config), indent=2, sort_keys=True)
+
+
+def describe_steps(config: RunConfig) -> str:
+    p = config.ppo
+    return (f"{p.num_updates} updates x {p.num_envs} envs x {p.num_steps} steps "
+            f"= {p.num_updates * p.steps_per_update:,} steps/seed "
+            f"({math.ceil(p.num_updates / p.chunk_size)} chunks)")

@@ -1,0 +1,274 @@
+"""The one PPO loop: every backbone and every environment trains through ``make_train``.
+
+``make_train(config, network, env, env_params)`` returns a ``Trainer`` of pure functions of
+one seed: ``init(key) -> RunnerState`` and ``run_chunk(state) -> (state, metrics)``, which
+performs ``config.chunk_size`` updates inside one ``lax.scan``. Callers ``vmap`` them over
+seeds and ``jit`` them; between chunks the host updates the progress display and writes
+CSV rows. ``train(key)`` runs a whole training run in one call (for tests and sweeps).
+
+The network is used only through ``network.apply(params, carry, obs, resets)`` and
+``network.initialize_carry(batch)``: the loop never knows which backbone it trains.
+
+Minibatches split environments, never time: each training sequence is one environment's
+whole rollout, re-run from the carry it started with, so the backbone sees exactly the
+history it saw while acting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from benchmark.config import PPOConfig
+from benchmark.losses import bootstrap_values, compute_gae, normalize, ppo_loss
+
+
+class RunnerState(NamedTuple):
+    """Everything that carries over between updates (per seed)."""
+
+    params: Any
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array  # [B, D] the observation to act on next
+    resets: jax.Array  # [B] bool, True where ``obs`` is the first of an episode
+    carry: Any  # backbone carry before ``obs``
+    key: jax.Array
+    update: jax.Array  # int32, updates done so far
+
+
+class Transition(NamedTuple):
+    """One rollout step for a batch of environments (leading ``[B]``, stacked to ``[T, B]``)."""
+
+    obs: jax.Array
+    resets: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    final_value: jax.Array  # V(final_observation): the bootstrap of a truncated episode
+    episode_done: jax.Array
+    episode_return: jax.Array
+
+
+class Trainer(NamedTuple):
+    init: Callable[[jax.Array], RunnerState]
+    run_chunk: Callable[[RunnerState], tuple[RunnerState, dict[str, jax.Array]]]
+    num_chunks: int
+    chunk_size: int
+
+
+def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
+    """Adam (eps 1e-5) after global-norm clipping, with optional linear decay to 0."""
+    if config.anneal_lr:
+        total = config.num_updates * config.update_epochs * config.num_minibatches
+        lr = optax.linear_schedule(config.lr, 0.0, total)
+    else:
+        lr = config.lr
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
+
+
+def split_minibatches(key, carry, batch, num_minibatches: int):
+    """Shuffle environments and split them into minibatches (never splitting time).
+
+    Args:
+      key: PRNG key for the shuffle.
+      carry: pytree of ``[B, ...]`` carries at the start of the rollout.
+      batch: pytree of ``[T, B, ...]`` rollout arrays.
+      num_minibatches: M, dividing B.
+
+    Returns:
+      ``(carry [M, B/M, ...], batch [M, T, B/M, ...])``: minibatch m, column j is one
+      environment's whole rollout with the carry it started from.
+    """
+    num_envs = jax.tree.leaves(batch)[0].shape[1]
+    perm = jax.random.permutation(key, num_envs)
+    size = num_envs // num_minibatches
+    carry = jax.tree.map(
+        lambda x: jnp.take(x, perm, axis=0).reshape(num_minibatches, size, *x.shape[1:]), carry
+    )
+    batch = jax.tree.map(
+        lambda x: jnp.moveaxis(
+            jnp.take(x, perm, axis=1).reshape(x.shape[0], num_minibatches, size, *x.shape[2:]),
+            1, 0,
+        ),
+        batch,
+    )
+    return carry, batch
+
+
+def make_train(config: PPOConfig, network, env, env_params, bootstrap_truncated: bool = True
+               ) -> Trainer:
+    """Build the PPO trainer for one seed.
+
+    Args:
+      config: PPO hyperparameters (shape-setting ints are static: a change recompiles).
+      network: an ``ActorCritic`` (or anything with the same apply/initialize_carry).
+      env: a wrapped environment (``envs.wrappers.make_training_env``).
+      env_params: its params.
+      bootstrap_truncated: evaluate V(final_observation) at every step so that truncated
+        episodes bootstrap correctly. Environments that never truncate can skip the
+        extra forward pass (the POPGym ports terminate every episode).
+
+    Returns:
+      A ``Trainer``; see the module docstring.
+    """
+    optimizer = make_optimizer(config)
+    num_envs, num_steps = config.num_envs, config.num_steps
+    env_reset = jax.vmap(env.reset, in_axes=(0, None))
+    env_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def init(key: jax.Array) -> RunnerState:
+        key, init_key, reset_key = jax.random.split(key, 3)
+        obs, env_state = env_reset(jax.random.split(reset_key, num_envs), env_params)
+        carry = network.initialize_carry(num_envs)
+        resets = jnp.ones((num_envs,), bool)
+        params = network.init(init_key, carry, obs[None], resets[None])
+        return RunnerState(
+            params=params,
+            opt_state=optimizer.init(params),
+            env_state=env_state,
+            obs=obs,
+            resets=resets,
+            carry=carry,
+            key=key,
+            update=jnp.int32(0),
+        )
+
+    def _rollout_step(params, state: tuple, _):
+        env_state, obs, resets, carry, key = state
+        key, act_key, step_key = jax.random.split(key, 3)
+        carry, pi, value = network.apply(params, carry, obs[None], resets[None])
+        action = pi.sample(act_key)
+        log_prob = pi.log_prob(action)[0]
+        action, value = action[0], value[0]
+        next_obs, env_state, reward, terminated, truncated, info = env_step(
+            jax.random.split(step_key, num_envs), env_state, action, env_params
+        )
+        if bootstrap_truncated:
+            # V(final_observation) from the carry that saw this step, as if no reset.
+            _, _, final_value = network.apply(
+                params, carry, info["final_observation"][None], jnp.zeros((1, num_envs), bool)
+            )
+            final_value = final_value[0]
+        else:
+            final_value = jnp.zeros_like(value)
+        transition = Transition(
+            obs=obs,
+            resets=resets,
+            action=action,
+            log_prob=log_prob,
+            value=value,
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            final_value=final_value,
+            episode_done=info["episode_done"],
+            episode_return=info["episode_return"],
+        )
+        next_resets = jnp.logical_or(terminated, truncated)
+        return (env_state, next_obs, next_resets, carry, key), transition
+
+    def _loss(params, carry, batch: Transition, advantages, returns):
+        _, pi, value = network.apply(params, carry, batch.obs, batch.resets)
+        loss, aux = ppo_loss(
+            log_prob=pi.log_prob(batch.action),
+            old_log_prob=batch.log_prob,
+            value=value,
+            old_value=batch.value,
+            advantages=normalize(advantages),
+            returns=returns,
+            entropy=pi.entropy(),
+            clip_eps=config.clip_eps,
+            vf_coef=config.vf_coef,
+            ent_coef=config.ent_coef,
+        )
+        return loss, aux
+
+    grad_fn = jax.value_and_grad(_loss, has_aux=True)
+
+    def _update(runner: RunnerState, _):
+        start_carry = runner.carry
+        rollout_state = (runner.env_state, runner.obs, runner.resets, runner.carry, runner.key)
+        (env_state, obs, resets, carry, key), traj = jax.lax.scan(
+            lambda s, x: _rollout_step(runner.params, s, x), rollout_state, None, num_steps
+        )
+        _, _, last_value = network.apply(runner.params, carry, obs[None], resets[None])
+        next_values = bootstrap_values(
+            traj.value, last_value[0], traj.terminated, traj.truncated, traj.final_value
+        )
+        dones = jnp.logical_or(traj.terminated, traj.truncated)
+        advantages, returns = compute_gae(
+            traj.reward, traj.value, next_values, dones, config.gamma, config.gae_lambda
+        )
+
+        def _epoch(carry_in, _):
+            params, opt_state, key = carry_in
+            key, perm_key = jax.random.split(key)
+            mb_carry, (mb_batch, mb_adv, mb_ret) = split_minibatches(
+                perm_key, start_carry, (traj, advantages, returns), config.num_minibatches
+            )
+
+            def _minibatch(inner, mb):
+                params, opt_state = inner
+                c, b, a, r = mb
+                (loss, aux), grads = grad_fn(params, c, b, a, r)
+                updates, opt_state = optimizer.update(grads, opt_state, params)
+                params = optax.apply_updates(params, updates)
+                return (params, opt_state), {"loss": loss, **aux}
+
+            (params, opt_state), losses = jax.lax.scan(
+                _minibatch, (params, opt_state), (mb_carry, mb_batch, mb_adv, mb_ret)
+            )
+            return (params, opt_state, key), losses
+
+        key, epoch_key = jax.random.split(key)
+        (params, opt_state, _), losses = jax.lax.scan(
+            _epoch, (runner.params, runner.opt_state, epoch_key), None, config.update_epochs
+        )
+        episodes = jnp.sum(traj.episode_done)
+        metrics = {
+            "episodes": episodes,
+            # Sum, not mean: an update in which no episode ended reports 0 episodes and the
+            # host writes an empty return, never a NaN from 0/0.
+            "return_sum": jnp.sum(jnp.where(traj.episode_done, traj.episode_return, 0.0)),
+            **{name: jnp.mean(value) for name, value in losses.items()},
+        }
+        runner = RunnerState(
+            params=params,
+            opt_state=opt_state,
+            env_state=env_state,
+            obs=obs,
+            resets=resets,
+            carry=carry,
+            key=key,
+            update=runner.update + 1,
+        )
+        return runner, metrics
+
+    def run_chunk(runner: RunnerState):
+        return jax.lax.scan(_update, runner, None, config.chunk_size)
+
+    return Trainer(
+        init=init,
+        run_chunk=run_chunk,
+        num_chunks=config.num_updates // config.chunk_size,
+        chunk_size=config.chunk_size,
+    )
+
+
+def train(trainer: Trainer, key: jax.Array):
+    """Run all chunks of one seed; returns ``(final RunnerState, metrics [num_updates])``."""
+    init = jax.jit(trainer.init)
+    run_chunk = jax.jit(trainer.run_chunk)
+    runner = init(key)
+    chunks = []
+    for _ in range(trainer.num_chunks):
+        runner, metrics = run_chunk(runner)
+        chunks.append(metrics)
+    return runner, jax.tree.map(lambda *m: jnp.concatenate(m), *chunks)

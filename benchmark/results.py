@@ -1,0 +1,198 @@
+"""Where runs write: one folder per run, ``config.json``, ``meta.json`` and tidy CSVs.
+
+A run folder is ``<root>/<command>/<run-id>/``. Every CSV row is written and flushed as
+soon as it is measured (``CsvLog``), so a crash or an interrupt loses at most the row in
+flight. Nothing here runs under ``jit``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Distributions whose versions decide what a number means; recorded in every meta.json.
+_VERSIONED = ("jax", "jaxlib", "flax", "optax", "gymnax", "popgym", "numpy", "s5bench")
+
+
+def new_run_id() -> str:
+    """A sortable, human-readable id: the local time to the second, e.g. 20261125-141503."""
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+class RunExistsError(FileExistsError):
+    """The run folder already holds results and overwriting was not asked for."""
+
+
+def make_run_dir(root: Path, run_id: str | None = None, force: bool = False) -> Path:
+    """Create ``root/<run_id>`` (a fresh time-stamped id if none is given).
+
+    Raises:
+      RunExistsError: the folder exists and is not empty, and ``force`` is False.
+    """
+    root = Path(root)
+    if run_id is None:
+        run_id = new_run_id()
+        # Two runs started within the same second get distinct folders.
+        suffix = 1
+        while (root / run_id).exists():
+            suffix += 1
+            run_id = f"{new_run_id()}-{suffix}"
+    run_dir = root / run_id
+    if run_dir.exists() and any(run_dir.iterdir()) and not force:
+        raise RunExistsError(
+            f"run folder {run_dir} already holds results; pass --force to overwrite or "
+            f"choose another --run-id"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if force:
+        for old in run_dir.glob("*.csv"):
+            old.unlink()
+    return run_dir
+
+
+def git_commit() -> str:
+    """The checked-out commit of this source tree (with ``+dirty`` if it has changes)."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+            check=True, timeout=5,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+            capture_output=True, text=True, check=True, timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha}+dirty" if dirty else sha
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def device_info() -> dict[str, Any]:
+    """Backend, device kind and count as JAX sees them (imports jax)."""
+    import jax
+
+    devices = jax.devices()
+    return {
+        "backend": jax.default_backend(),
+        "device_kind": devices[0].device_kind,
+        "device_count": len(devices),
+        "devices": [str(d) for d in devices],
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def device_name() -> str:
+    """A short name for the device timings were taken on, e.g. ``cpu (2 cores)``."""
+    info = device_info()
+    if info["backend"] == "cpu":
+        return f"cpu ({info['cpu_count']} cores)"
+    return f"{info['device_kind']} x{info['device_count']}"
+
+
+def collect_meta(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything needed to say where a result came from."""
+    return {
+        "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command_line": " ".join(["s5bench", *sys.argv[1:]]),
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": platform.node(),
+        **device_info(),
+        **(extra or {}),
+    }
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as indented JSON, atomically (write a temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+class CsvLog:
+    """Append rows to a CSV with a fixed header, flushing after every row.
+
+    Opening an existing file appends to it (the header must match); a new file gets the
+    header first. Values of ``None`` (or float NaN) are written as empty cells, so that
+    "no episode ended" reads as missing, never as a number.
+    """
+
+    def __init__(self, path: Path, columns: Sequence[str]):
+        self.path = Path(path)
+        self.columns = list(columns)
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        if exists:
+            with self.path.open(newline="") as f:
+                header = next(csv.reader(f), [])
+            if header != self.columns:
+                raise ValueError(
+                    f"{self.path} has columns {header}, expected {self.columns}"
+                )
+        self._file = self.path.open("a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=self.columns)
+        if not exists:
+            self._writer.writeheader()
+            self._file.flush()
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        unknown = set(row) - set(self.columns)
+        missing = set(self.columns) - set(row)
+        if unknown or missing:
+            raise ValueError(f"row for {self.path.name}: unknown {sorted(unknown)}, "
+                             f"missing {sorted(missing)}")
+        self._writer.writerow({k: _cell(v) for k, v in row.items()})
+        self._file.flush()
+
+    def write_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.write(row)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> CsvLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return ""
+        return repr(value)
+    return value
+
+
+def find_runs(root: Path, command: str) -> list[Path]:
+    """Run folders of ``command`` under ``root`` (sorted), i.e. folders with a config.json."""
+    base = Path(root) / command
+    if not base.is_dir():
+        return []
+    return sorted(p.parent for p in base.glob("*/config.json"))

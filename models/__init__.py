@@ -6,6 +6,7 @@ Adding a backbone means one module, one entry in ``BACKBONES`` and passing
 
 from __future__ import annotations
 
+from models import _xla_workarounds  # noqa: F401  (must run before JAX starts; see module)
 from models.mlp import MLPConfig
 from models.rnn import GRUConfig, LSTMConfig
 from models.s5 import S5Config

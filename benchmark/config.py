@@ -140,7 +140,7 @@ def quick(model: str, env_id: str = EnvConfig.env_id, num_seeds: int = 1) -> Run
             num_steps=128,
             num_minibatches=4,
             update_epochs=4,
-            total_timesteps=1_000_000,
+            total_timesteps=1_048_576,  # 2^20: 256 updates, so chunks divide evenly
         ),
         env=EnvConfig(env_id=env_id),
         head_size=64,
@@ -214,7 +214,8 @@ def override(config: RunConfig, assignments: list[str]) -> RunConfig:
             section, name = key.split(".", 1)
             sub = getattr(config, section)
             value = _parse(text.strip(), getattr(sub, name), key)
-            config = dataclasses.replace(config, **{section: dataclasses.replace(sub, **{name: value})})
+            section_value = dataclasses.replace(sub, **{name: value})
+            config = dataclasses.replace(config, **{section: section_value})
         else:
             value = _parse(text.strip(), getattr(config, key), key)
             config = dataclasses.replace(config, **{key: value})

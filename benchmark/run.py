@@ -49,7 +49,8 @@ class ChunkReport:
     episodes: np.ndarray  # [S, K] episodes finished in each update
     mean_return: np.ndarray  # [S, K] mean return of those episodes, NaN where none
     losses: dict[str, np.ndarray]  # name -> [S, K]
-    wall_s: float  # seconds since training started (compile excluded)
+    wall_s: float  # seconds since training started, at the end of this chunk (compile excluded)
+    start_wall_s: float  # the same clock at the start of this chunk
     env_steps: int  # environment steps per seed done so far
 
 
@@ -92,6 +93,7 @@ def run_training(
     steps_per_chunk = trainer.chunk_size * config.ppo.steps_per_update
     returns = []
     start = time.perf_counter()
+    chunk_start_s = 0.0
     for chunk in range(trainer.num_chunks):
         runner, metrics = run_chunk(runner)
         metrics = jax.device_get(metrics)
@@ -100,6 +102,7 @@ def run_training(
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_return = np.where(episodes > 0, return_sum / np.maximum(episodes, 1), np.nan)
         returns.append(mean_return)
+        chunk_end_s = time.perf_counter() - start
         if on_chunk is not None:
             on_chunk(ChunkReport(
                 chunk=chunk,
@@ -107,9 +110,11 @@ def run_training(
                 episodes=episodes,
                 mean_return=mean_return,
                 losses={k: np.asarray(v) for k, v in metrics.items()},
-                wall_s=time.perf_counter() - start,
+                wall_s=chunk_end_s,
+                start_wall_s=chunk_start_s,
                 env_steps=(chunk + 1) * steps_per_chunk,
             ))
+        chunk_start_s = chunk_end_s
     jax.block_until_ready(runner)
     train_s = time.perf_counter() - start
     return RunResult(

@@ -1,0 +1,209 @@
+"""The ``s5bench`` command line: parse, validate, then call the library. No maths here.
+
+Every command checks its arguments before anything is compiled: bad input gets one line
+on stderr naming the problem and the valid choices, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="s5bench",
+    help="Benchmark memory backbones (S5, GRU, LSTM, Transformer-XL) for RL under one PPO loop.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class BadInput(Exception):
+    """Raised by a validator; the command prints it in one line and exits with status 2."""
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """``["s5,gru", "lstm"]`` -> ``["s5", "gru", "lstm"]`` (repeatable or comma lists)."""
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+
+
+# ----------------------------------------------------------------------------- popgym
+
+
+def _validate_models(names: list[str]) -> list[str]:
+    from models import backbone_config_class
+
+    if not names:
+        raise BadInput("no model given; valid models: " + ", ".join(_model_names()))
+    for name in names:
+        try:
+            backbone_config_class(name)
+        except ValueError as error:
+            raise BadInput(str(error)) from None
+    return list(dict.fromkeys(names))
+
+
+def _model_names() -> list[str]:
+    from models import BACKBONES
+
+    return list(BACKBONES)
+
+
+def _validate_envs(selections: list[str]) -> list[str]:
+    from envs import expand
+
+    env_ids: list[str] = []
+    for selection in selections:
+        try:
+            env_ids += expand(selection)
+        except ValueError as error:
+            raise BadInput(str(error)) from None
+    return list(dict.fromkeys(env_ids))
+
+
+def _build_run_configs(models: list[str], env_ids: list[str], preset: str, seeds: int,
+                       seed: int, total_steps: int | None, assignments: list[str]):
+    """One validated ``RunConfig`` per (model, env); raises BadInput on any bad value."""
+    from benchmark.config import make_preset, override, with_total_timesteps
+
+    if seeds <= 0:
+        raise BadInput(f"--seeds must be a positive integer, got {seeds}")
+    if total_steps is not None and total_steps <= 0:
+        raise BadInput(f"--total-steps must be a positive integer, got {total_steps}")
+    configs = {}
+    for model in models:
+        for env_id in env_ids:
+            try:
+                config = make_preset(preset, model, env_id, num_seeds=seeds)
+                config = dataclasses.replace(config, seed=seed)
+                config = override(config, assignments)
+                if total_steps is not None:
+                    config = with_total_timesteps(config, total_steps)
+            except ValueError as error:
+                raise BadInput(str(error)) from None
+            configs[model, env_id] = config
+    return configs
+
+
+@app.command()
+def popgym(
+    model: Annotated[list[str], typer.Option(
+        "--model", "-m", help="Backbone(s): a name from `s5bench models`, repeatable or "
+        "comma-separated.")] = ["s5"],  # noqa: B006 (typer needs a literal default)
+    env: Annotated[list[str], typer.Option(
+        "--env", "-e", help="Environment id, alias, family name (all three difficulties) "
+        "or `all` (every POPGym environment); repeatable or comma-separated.")] = [  # noqa: B006
+        "RepeatPreviousEasy"],
+    seeds: Annotated[int, typer.Option(help="Seeds trained at once (a vmap axis).")] = 1,
+    preset: Annotated[str, typer.Option(
+        help="quick (CPU-sized, minutes) or paper (Lu et al.: 64 envs x 1024 steps, 15M "
+        "steps).")] = "quick",
+    total_steps: Annotated[int | None, typer.Option(
+        help="Environment steps per seed (overrides the preset's ppo.total_timesteps).")
+    ] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override any config field, e.g. --set ppo.lr=3e-4 --set "
+        "backbone.num_layers=2; repeatable. An unknown key lists the valid ones.")] = None,
+    seed: Annotated[int, typer.Option(help="Base seed; seed i uses key(seed + i).")] = 0,
+    out: Annotated[Path, typer.Option(help="Parent folder of the run folder.")] = Path(
+        "results/popgym"),
+    run_id: Annotated[str | None, typer.Option(
+        help="Name of the run folder (default: the start time).")] = None,
+    force: Annotated[bool, typer.Option(
+        help="Overwrite the CSVs of an existing run folder.")] = False,
+) -> None:
+    """Train backbones with PPO on POPGym (or any registered) environments.
+
+    Writes OUT/RUN_ID/ with config.json, meta.json, curves.csv (one row per model, env,
+    seed and update) and summary.csv (one row per model, env and seed).
+    """
+    try:
+        models = _validate_models(_split(model))
+        env_ids = _validate_envs(_split(env))
+        configs = _build_run_configs(models, env_ids, preset, seeds, seed, total_steps,
+                                     set_ or [])
+    except BadInput as error:
+        raise _fail(str(error)) from None
+    _train_and_report("popgym", configs, out, run_id, force)
+
+
+def _train_and_report(command: str, configs: dict, out: Path, run_id: str | None,
+                      force: bool) -> None:
+    """Create the run folder, write config/meta, run every cell, print the summary."""
+    from benchmark.config import to_dict
+    from benchmark.experiment import Cell, run_cells, summary_table
+    from benchmark.results import RunExistsError, collect_meta, make_run_dir, write_json
+
+    try:
+        run_dir = make_run_dir(out, run_id, force)
+    except (RunExistsError, OSError) as error:
+        raise _fail(str(error)) from None
+    runs = [to_dict(config) for config in configs.values()]
+    write_json(run_dir / "config.json", {"command": command, "runs": runs})
+    write_json(run_dir / "meta.json", collect_meta(_backbone_meta(configs.values())))
+    cells = [Cell({"model": model, "env": env_id}, config)
+             for (model, env_id), config in configs.items()]
+    console.print(f"[bold]s5bench {command}[/]: {len(cells)} cell(s), writing to {run_dir}")
+    try:
+        rows = run_cells(cells, run_dir, ("model", "env"), console)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: every finished row is in {run_dir}")
+        raise typer.Exit(code=130) from None
+    console.print(summary_table(rows, ("model", "env"), f"{command}: mean over seeds"))
+    console.print(f"results: {run_dir}")
+    if any(row["status"] != "ok" for row in rows):
+        raise typer.Exit(code=1)
+
+
+def _backbone_meta(configs) -> dict:
+    """Settings resolved at run time (e.g. which S5 evaluation ran on this backend)."""
+    meta = {}
+    for config in configs:
+        resolved = getattr(config.backbone, "resolved_evaluation", None)
+        if resolved is not None:
+            meta[f"{config.model}_evaluation"] = resolved
+    return meta
+
+
+# ----------------------------------------------------------------------------- listings
+
+
+@app.command()
+def models() -> None:
+    """List the registered backbones, one line each, with parameter counts."""
+    from benchmark.describe import backbone_lines
+
+    for line in backbone_lines():
+        typer.echo(line)
+
+
+@app.command()
+def envs(
+    suite: Annotated[str | None, typer.Option(
+        help="Only this suite (popgym, probe, gymnax).")] = None,
+) -> None:
+    """List the registered environments, one line each, with their aliases."""
+    from benchmark.describe import env_lines
+
+    try:
+        lines = env_lines(suite)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    for line in lines:
+        typer.echo(line)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,74 @@
+"""Configs: presets build, round-trip through JSON, and overrides are checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmark.config import (
+    PRESETS,
+    from_dict,
+    make_preset,
+    override,
+    settable_keys,
+    to_dict,
+    to_json,
+)
+from models import BACKBONES
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("model", sorted(BACKBONES))
+def test_every_preset_builds_and_round_trips_through_json(preset, model):
+    """make_preset(...) -> JSON -> from_dict gives back an equal config."""
+    config = make_preset(preset, model, "RepeatFirstEasy", num_seeds=3)
+    assert from_dict(json.loads(to_json(config))) == config
+
+
+def test_paper_preset_is_the_papers_settings():
+    """The paper preset holds Lu et al.'s POPGym hyperparameters."""
+    config = make_preset("paper", "s5")
+    p = config.ppo
+    assert (p.num_envs, p.num_steps, p.total_timesteps) == (64, 1024, 15_000_000)
+    assert (p.update_epochs, p.num_minibatches, p.lr) == (30, 8, 5e-5)
+    assert (p.gamma, p.gae_lambda, p.clip_eps, p.ent_coef, p.vf_coef, p.max_grad_norm) == (
+        0.99, 1.0, 0.2, 0.0, 1.0, 0.5)
+    b = config.backbone
+    assert (b.d_model, b.state_size, b.num_layers, b.activation, b.layer_norm) == (
+        256, 256, 4, "full_glu", False)
+    assert make_preset("paper", "gru").backbone.hidden_size == 256
+
+
+def test_override_replaces_fields_without_mutating():
+    """--set values are parsed to the field's type and produce a new config."""
+    base = make_preset("quick", "s5")
+    changed = override(base, ["ppo.lr=3e-4", "backbone.num_layers=3",
+                              "env.previous_action=false", "seed=7"])
+    assert (changed.ppo.lr, changed.backbone.num_layers) == (3e-4, 3)
+    assert changed.env.previous_action is False and changed.seed == 7
+    assert base.ppo.lr != 3e-4, "the original config must not change"
+    assert to_dict(base) != to_dict(changed)
+
+
+@pytest.mark.parametrize("assignment,message", [
+    ("ppo.lrr=1", "unknown key 'ppo.lrr'"),
+    ("ppo.lr", "expects key=value"),
+    ("ppo.num_envs=2.5", "expected int"),
+    ("ppo.anneal_lr=maybe", "expected true or false"),
+    ("ppo.num_envs=30", "divisible"),
+    ("backbone.evaluation=fast", "evaluation must be one of"),
+])
+def test_bad_overrides_are_rejected(assignment, message):
+    """Unknown keys, malformed values and broken invariants raise ValueError with a reason."""
+    with pytest.raises(ValueError, match=message):
+        override(make_preset("quick", "s5"), [assignment])
+
+
+def test_unknown_key_error_lists_valid_keys():
+    """The unknown-key message names the valid keys."""
+    config = make_preset("quick", "gru")
+    with pytest.raises(ValueError) as error:
+        override(config, ["nope=1"])
+    for key in settable_keys(config):
+        assert key in str(error.value)

@@ -1,0 +1,67 @@
+"""Result files: rows are flushed as written, NaN is an empty cell, summaries hand-checked."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.experiment import summarize_returns
+from benchmark.results import CsvLog, RunExistsError, make_run_dir
+
+
+def test_rows_are_on_disk_before_close(tmp_path):
+    """Each written row can be read back while the log is still open (flushed per row)."""
+    path = tmp_path / "x.csv"
+    log = CsvLog(path, ["a", "b"])
+    log.write({"a": 1, "b": 0.5})
+    assert pd.read_csv(path).to_dict("records") == [{"a": 1, "b": 0.5}]
+    log.write({"a": 2, "b": math.nan})
+    frame = pd.read_csv(path)
+    assert len(frame) == 2 and math.isnan(frame.b[1])
+    assert path.read_text().splitlines()[-1] == "2,", "NaN must be an empty cell"
+    log.close()
+
+
+def test_reopening_appends_and_checks_header(tmp_path):
+    """A second CsvLog on the same file appends; a different header is refused."""
+    path = tmp_path / "x.csv"
+    with CsvLog(path, ["a"]) as log:
+        log.write({"a": 1})
+    with CsvLog(path, ["a"]) as log:
+        log.write({"a": 2})
+    assert list(pd.read_csv(path).a) == [1, 2]
+    with pytest.raises(ValueError, match="columns"):
+        CsvLog(path, ["b"])
+
+
+def test_rows_must_match_columns(tmp_path):
+    """A row with a missing or unknown column is an error, not a silently shifted CSV."""
+    with CsvLog(tmp_path / "x.csv", ["a", "b"]) as log, pytest.raises(ValueError):
+        log.write({"a": 1, "c": 2})
+
+
+def test_existing_run_folder_is_not_overwritten(tmp_path):
+    """A run folder with results is refused unless force is given."""
+    run = make_run_dir(tmp_path, "r1")
+    (run / "summary.csv").write_text("x\n1\n")
+    with pytest.raises(RunExistsError):
+        make_run_dir(tmp_path, "r1")
+    make_run_dir(tmp_path, "r1", force=True)
+    assert not (run / "summary.csv").exists()
+
+
+def test_summarize_returns_hand_checked():
+    """final = mean of the last 10% of updates; best = best window of that length."""
+    nan = math.nan
+    returns = np.array([
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
+        [0, 0, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, nan, 1],
+        [nan] * 20,
+    ], dtype=float)
+    final, best = summarize_returns(returns)  # window = 2 updates
+    np.testing.assert_allclose(final[:2], [18.5, 1.0])
+    np.testing.assert_allclose(best[:2], [18.5, 9.0])
+    assert math.isnan(final[2]) and math.isnan(best[2])

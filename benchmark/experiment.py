@@ -36,7 +36,7 @@ from benchmark.run import ChunkReport, run_training
 _LOSS_COLUMNS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl")
 CURVE_COLUMNS = ("seed", "update", "env_steps", "wall_s", "episodes", "mean_return",
                  *_LOSS_COLUMNS)
-SUMMARY_COLUMNS = ("seed", "status", "final_return", "best_return", "env_steps", "wall_s",
+SUMMARY_COLUMNS = ("seed", "status", "final_return", "best_return", "mmer", "env_steps", "wall_s",
                    "compile_s", "env_steps_per_s", "message")
 
 FINAL_FRACTION = 0.1  # final_return averages the last 10% of updates (at least one)
@@ -79,6 +79,16 @@ def summarize_returns(mean_return: np.ndarray, fraction: float = FINAL_FRACTION
         valid = [m for m in means if not math.isnan(m)]
         bests.append(max(valid) if valid else math.nan)
     return np.asarray(finals), np.asarray(bests)
+
+
+def max_mean_episodic_return(mean_return: np.ndarray) -> np.ndarray:
+    """POPGym's MMER per seed: the largest per-update mean episodic return, ``[S, U] -> [S]``.
+
+    Updates in which no episode ended (NaN) are ignored; a seed with none at all is NaN.
+    """
+    finite = np.where(np.isnan(mean_return), -np.inf, mean_return)
+    best = finite.max(axis=1)
+    return np.where(np.isinf(best), np.nan, best)
 
 
 def _nanmean(values: np.ndarray) -> float:
@@ -174,12 +184,13 @@ def _run_cell(cell: Cell, curves: CsvLog, progress: Progress) -> list[dict[str, 
         progress.update(task, rate="[red]failed", ret="-")
         return [
             {**labels, "seed": seed, "status": "error", "final_return": None,
-             "best_return": None, "env_steps": 0,
+             "best_return": None, "mmer": None, "env_steps": 0,
              "wall_s": round(time.perf_counter() - start, 3), "compile_s": None,
              "env_steps_per_s": None, "message": message}
             for seed in range(cell.config.num_seeds)
         ]
     final, best = summarize_returns(result.mean_return)
+    mmer = max_mean_episodic_return(result.mean_return)
     per_seed_rate = result.env_steps / result.train_s if result.train_s > 0 else math.nan
     rows = []
     for seed in range(cell.config.num_seeds):
@@ -190,6 +201,7 @@ def _run_cell(cell: Cell, curves: CsvLog, progress: Progress) -> list[dict[str, 
             "status": "diverged" if diverged else "ok",
             "final_return": float(final[seed]),
             "best_return": float(best[seed]),
+            "mmer": float(mmer[seed]),
             "env_steps": result.env_steps,
             "wall_s": round(result.train_s, 3),
             "compile_s": round(result.compile_s, 3),

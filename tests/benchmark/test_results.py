@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.experiment import summarize_returns
+from benchmark.experiment import max_mean_episodic_return, summarize_returns
 from benchmark.results import CsvLog, RunExistsError, make_run_dir
 
 
@@ -65,3 +65,10 @@ def test_summarize_returns_hand_checked():
     np.testing.assert_allclose(final[:2], [18.5, 1.0])
     np.testing.assert_allclose(best[:2], [18.5, 9.0])
     assert math.isnan(final[2]) and math.isnan(best[2])
+
+
+def test_mmer_is_max_over_updates_ignoring_empty_updates():
+    """MMER is the largest per-update mean return; updates with no episode do not count."""
+    nan = math.nan
+    mmer = max_mean_episodic_return(np.array([[0.1, nan, 0.7, 0.2], [nan, nan, nan, nan]]))
+    assert mmer[0] == pytest.approx(0.7) and math.isnan(mmer[1])

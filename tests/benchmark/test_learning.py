@@ -1,0 +1,46 @@
+"""Learning probe: every memory backbone beats the feed-forward control on a memory task.
+
+Task: ``MemoryProbe`` (envs/probes.py), name the symbol shown k = 2 steps earlier, 2
+symbols, 10-step episodes. Memory solves it (return 1.0); a memoryless policy is at chance
+(0.5). Budget: 65,536 env steps per seed (128 PPO updates of 16 envs x 32 steps), 2 seeds,
+quick preset otherwise; about 10-20 s per backbone on a 2-core CPU. Observed on that CPU:
+every memory backbone >= 0.99, mlp 0.55.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from benchmark.config import make_preset, override, with_total_timesteps
+from benchmark.experiment import summarize_returns
+from benchmark.run import run_training
+from models import MEMORY_BACKBONES
+
+MEMORY_SOLVED = 0.9  # a memory backbone must reach this final return
+MARGIN = 0.3  # ... and beat the mlp control by at least this much
+CHANCE = 0.5
+
+
+@functools.cache
+def _final_return(model: str) -> float:
+    config = make_preset("quick", model, "MemoryProbe", num_seeds=2)
+    config = override(config, ["ppo.num_envs=16", "ppo.num_steps=32"])
+    config = with_total_timesteps(config, 65_536)
+    final, _ = summarize_returns(run_training(config).mean_return)
+    return float(np.mean(final))
+
+
+def test_mlp_control_stays_near_chance():
+    """The feed-forward control cannot solve the probe: its return stays near chance (0.5)."""
+    assert _final_return("mlp") < CHANCE + 0.15
+
+
+@pytest.mark.parametrize("model", MEMORY_BACKBONES)
+def test_memory_backbone_beats_mlp_control(model):
+    """Each memory backbone solves the probe and beats mlp by MARGIN within the budget."""
+    memory, control = _final_return(model), _final_return("mlp")
+    assert memory >= MEMORY_SOLVED, f"{model} reached only {memory:.3f}"
+    assert memory - control >= MARGIN, f"{model} {memory:.3f} vs mlp {control:.3f}"

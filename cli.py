@@ -195,8 +195,24 @@ def models() -> None:
 def envs(
     suite: Annotated[str | None, typer.Option(
         help="Only this suite (popgym, probe, gymnax).")] = None,
+    bench: Annotated[bool, typer.Option(
+        "--bench", help="Measure env-only steps/s of each JAX port (vmapped, compiled) "
+        "beside the reference popgym package, and write env_bench.csv.")] = False,
+    env: Annotated[list[str], typer.Option(
+        "--env", "-e", help="With --bench: environments, families or `all` (every POPGym "
+        "port).")] = ["all"],  # noqa: B006
+    batch: Annotated[int, typer.Option(help="With --bench: environments stepped at once.")
+    ] = 1024,
+    steps: Annotated[int, typer.Option(help="With --bench: steps per timed call.")] = 256,
+    repeats: Annotated[int, typer.Option(help="With --bench: timed calls (median).")] = 5,
+    out: Annotated[Path, typer.Option(help="With --bench: parent of the run folder.")] = Path(
+        "results/envs"),
+    run_id: Annotated[str | None, typer.Option(help="With --bench: run folder name.")] = None,
 ) -> None:
-    """List the registered environments, one line each, with their aliases."""
+    """List the registered environments, one line each, with their aliases (or --bench them)."""
+    if bench:
+        _bench_envs(env, batch, steps, repeats, out, run_id)
+        return
     from benchmark.describe import env_lines
 
     try:
@@ -205,6 +221,45 @@ def envs(
         raise _fail(str(error)) from None
     for line in lines:
         typer.echo(line)
+
+
+def _bench_envs(selection: list[str], batch: int, steps: int, repeats: int, out: Path,
+                run_id: str | None) -> None:
+    from rich.table import Table
+
+    from benchmark.env_bench import BENCH_COLUMNS, EnvBenchConfig, bench_env
+    from benchmark.results import (
+        CsvLog,
+        RunExistsError,
+        collect_meta,
+        device_name,
+        make_run_dir,
+        write_json,
+    )
+
+    try:
+        env_ids = _validate_envs(_split(selection))
+        config = EnvBenchConfig(batch=batch, num_steps=steps, repeats=repeats)
+        run_dir = make_run_dir(out, run_id)
+    except (BadInput, ValueError, RunExistsError) as error:
+        raise _fail(str(error)) from None
+    write_json(run_dir / "config.json", {"command": "envs --bench", "envs": env_ids,
+                                         **dataclasses.asdict(config)})
+    write_json(run_dir / "meta.json", collect_meta())
+    device = device_name()
+    table = Table(title=f"environment steps/s on {device} (port: batch {batch})")
+    for name in ("env", "port steps/s", "reference steps/s", "speedup", "compile s"):
+        table.add_column(name, justify="left" if name == "env" else "right")
+    with CsvLog(run_dir / "env_bench.csv", BENCH_COLUMNS) as log:
+        for env_id in env_ids:
+            console.print(f"timing {env_id} …")
+            row = bench_env(env_id, config, device)
+            log.write(row)
+            table.add_row(env_id, f"{row['port_steps_per_s']:,.0f}",
+                          f"{row['reference_steps_per_s']:,.0f}", f"{row['speedup']:,.0f}x",
+                          f"{row['compile_s']:.1f}")
+    console.print(table)
+    console.print(f"results: {run_dir}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,8 @@ class Cell:
 
     labels: Mapping[str, Any]  # e.g. {"model": "s5", "env": "RepeatFirstEasy"}
     config: RunConfig
-    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)  # environment constructor
+    env_params: Mapping[str, Any] = field(default_factory=dict)  # EnvParams fields replaced
 
     @property
     def title(self) -> str:
@@ -131,22 +132,32 @@ def _progress(console: Console) -> Progress:
 
 
 def run_cells(cells: Sequence[Cell], run_dir: Path, label_columns: Sequence[str],
-              console: Console | None = None) -> list[dict[str, Any]]:
+              console: Console | None = None,
+              extra_summary: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None,
+              ) -> list[dict[str, Any]]:
     """Train every cell, appending to ``run_dir/curves.csv`` and ``run_dir/summary.csv``.
+
+    Args:
+      extra_summary: optional ``column -> f(summary row)``: columns appended to
+        summary.csv after ``SUMMARY_COLUMNS``, computed from each row (e.g. ``success``).
 
     Returns:
       The summary rows written (one per cell and seed).
     """
     console = console or Console()
     label_columns = tuple(label_columns)
+    extra_summary = dict(extra_summary or {})
     summaries: list[dict[str, Any]] = []
     with (
         CsvLog(run_dir / "curves.csv", (*label_columns, *CURVE_COLUMNS)) as curves,
-        CsvLog(run_dir / "summary.csv", (*label_columns, *SUMMARY_COLUMNS)) as summary,
+        CsvLog(run_dir / "summary.csv",
+               (*label_columns, *SUMMARY_COLUMNS, *extra_summary)) as summary,
         _progress(console) as progress,
     ):
         for cell in cells:
             rows = _run_cell(cell, curves, progress)
+            rows = [{**row, **{name: f(row) for name, f in extra_summary.items()}}
+                    for row in rows]
             summary.write_many(rows)
             summaries.extend(rows)
     return summaries
@@ -178,7 +189,8 @@ def _run_cell(cell: Cell, curves: CsvLog, progress: Progress) -> list[dict[str, 
     labels = dict(cell.labels)
     start = time.perf_counter()
     try:
-        result = run_training(cell.config, on_chunk, env_kwargs=dict(cell.env_kwargs))
+        result = run_training(cell.config, on_chunk, env_kwargs=dict(cell.env_kwargs),
+                              env_params=dict(cell.env_params))
     except Exception as error:  # a failed cell is data; the sweep goes on
         message = f"{type(error).__name__}: {error}".splitlines()[0][:300]
         progress.update(task, rate="[red]failed", ret="-")

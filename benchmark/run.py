@@ -29,10 +29,16 @@ def build_network(config: RunConfig, env, env_params) -> ActorCritic:
     )
 
 
-def build_trainer(config: RunConfig, env_kwargs: dict | None = None) -> tuple[Trainer, ActorCritic]:
-    """The PPO trainer and network for ``config`` (nothing compiled yet)."""
+def build_trainer(config: RunConfig, env_kwargs: dict | None = None,
+                  env_params: dict | None = None) -> tuple[Trainer, ActorCritic]:
+    """The PPO trainer and network for ``config`` (nothing compiled yet).
+
+    ``env_kwargs`` go to the environment's constructor; ``env_params`` replace fields of
+    its default ``EnvParams`` (e.g. MemoryChain's ``memory_length``).
+    """
     env, env_params = make_training_env(
-        config.env.env_id, previous_action=config.env.previous_action, **(env_kwargs or {})
+        config.env.env_id, previous_action=config.env.previous_action,
+        env_params=env_params, **(env_kwargs or {})
     )
     network = build_network(config, env, env_params)
     truncates = ENVS[resolve(config.env.env_id)].truncates
@@ -77,12 +83,13 @@ def run_training(
     config: RunConfig,
     on_chunk: Callable[[ChunkReport], None] | None = None,
     env_kwargs: dict | None = None,
+    env_params: dict | None = None,
 ) -> RunResult:
     """Train ``config.num_seeds`` seeds at once and report after every chunk.
 
     Compile time is measured apart (``lower().compile()``) and excluded from ``train_s``.
     """
-    trainer, _ = build_trainer(config, env_kwargs)
+    trainer, _ = build_trainer(config, env_kwargs, env_params)
     keys = seed_keys(config)
     start = time.perf_counter()
     init = jax.jit(jax.vmap(trainer.init)).lower(keys).compile()

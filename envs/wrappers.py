@@ -203,15 +203,20 @@ class EpisodeLog(Wrapper):
         return obs, state, reward, terminated, truncated, info
 
 
-def make_training_env(env_id: str, previous_action: bool = True, **kwargs):
+def make_training_env(env_id: str, previous_action: bool = True,
+                      env_params: dict | None = None, **kwargs):
     """Build ``env_id`` with the full wrapper stack; returns ``(env, params)``.
 
     Args:
       env_id: any registered id or alias.
       previous_action: append the previous action and an episode-start flag.
+      env_params: fields of the environment's default ``EnvParams`` to replace, e.g.
+        ``{"memory_length": 64}`` for gymnax's MemoryChain (an unknown field is an error).
       **kwargs: passed to the environment's constructor.
     """
     env, params = make(env_id, **kwargs)
+    if env_params:
+        params = params.replace(**env_params)
     if isinstance(env.action_space(params), spaces.Box):
         env = ClipAction(env)
     env = EncodeObservation(env)

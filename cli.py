@@ -164,6 +164,12 @@ def _train_and_report(command: str, configs: dict, out: Path, run_id: str | None
         err_console.print(f"interrupted: every finished row is in {run_dir}")
         raise typer.Exit(code=130) from None
     console.print(summary_table(rows, ("model", "env"), f"{command}: mean over seeds"))
+    if len({row["env"] for row in rows}) > 1:
+        from benchmark.aggregate import AGGREGATE_COLUMNS, aggregate_by_model
+        from benchmark.results import CsvLog
+
+        with CsvLog(run_dir / "aggregate.csv", AGGREGATE_COLUMNS) as log:
+            log.write_many(aggregate_by_model(rows))
     console.print(f"results: {run_dir}")
     if any(row["status"] != "ok" for row in rows):
         raise typer.Exit(code=1)

@@ -185,6 +185,118 @@ def _backbone_meta(configs) -> dict:
     return meta
 
 
+# ----------------------------------------------------------------------------- speed
+
+
+@app.command()
+def speed(
+    seq_len: Annotated[str, typer.Option(
+        help="Sequence lengths T: A..B (every power of two from A to B, both powers of "
+        "two) or a comma list such as 256,1000,4096.")] = "1024..65536",
+    model: Annotated[list[str] | None, typer.Option(
+        "--models", "--model", "-m", help="Backbones from `s5bench models`, comma-separated "
+        "or repeated (default: all). S5 is timed with both its parallel and sequential "
+        "evaluation.")] = None,
+    mode: Annotated[list[str] | None, typer.Option(
+        "--modes", "--mode", help="train (forward + backward + optimizer update over "
+        "[T, B]), infer (one forward over [T, B]), rollout (T single-step calls threading "
+        "the carry); comma-separated (default: all three).")] = None,
+    batch: Annotated[int, typer.Option(help="B: sequences per call.")] = 4,
+    d_model: Annotated[int, typer.Option(
+        help="Width of every backbone (and of the actor-critic heads).")] = 64,
+    layers: Annotated[int, typer.Option(help="Layers of every backbone.")] = 2,
+    repeats: Annotated[int, typer.Option(help="Timed calls per cell (median, IQR).")] = 5,
+    warmup: Annotated[int, typer.Option(help="Untimed calls before the repeats.")] = 1,
+    max_seconds: Annotated[float, typer.Option(
+        help="Budget per cell for warm-up + repeats (compile excluded); a cell over it is "
+        "a `timeout` row and longer lengths of its series are `skipped`.")] = 60.0,
+    out: Annotated[Path, typer.Option(help="Parent folder of the run folder.")] = Path(
+        "results/speed"),
+    run_id: Annotated[str | None, typer.Option(
+        help="Name of the run folder (default: the start time).")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run folder named by --run-id, skipping rows already in its "
+        "speed.csv.")] = False,
+    force: Annotated[bool, typer.Option(
+        help="Overwrite the CSV of an existing run folder.")] = False,
+) -> None:
+    """Time training, inference and rollout of each backbone against sequence length.
+
+    Writes OUT/RUN_ID/ with config.json, meta.json and speed.csv: one row per (model,
+    evaluation, mode, seq_len, batch) with compile seconds, median/min/max/IQR seconds of
+    the timed repeats, tokens per second and a status (ok, oom, timeout, error, skipped).
+    The defaults are CPU-sized (B 4, width 64, 2 layers, 5 repeats, 60 s per cell).
+    """
+    import json
+
+    from benchmark.results import RunExistsError, collect_meta, make_run_dir, write_json
+    from benchmark.speed import (
+        SpeedConfig,
+        check_resumable,
+        merged_config,
+        parse_lengths,
+        run_sweep,
+        summary_table,
+    )
+
+    try:
+        try:
+            lengths = parse_lengths(seq_len)
+        except ValueError as error:
+            raise BadInput(f"--seq-len: {error}") from None
+        names = _validate_models(_split(model)) if model is not None else _model_names()
+        modes = _split(mode) if mode is not None else ["train", "infer", "rollout"]
+        try:
+            config = SpeedConfig(seq_lens=tuple(lengths), models=tuple(names),
+                                 modes=tuple(dict.fromkeys(modes)), batch=batch,
+                                 d_model=d_model, num_layers=layers, repeats=repeats,
+                                 warmup=warmup, max_seconds=max_seconds)
+        except ValueError as error:
+            raise BadInput(str(error)) from None
+        if resume:
+            if run_id is None:
+                raise BadInput("--resume needs --run-id naming the run folder to continue")
+            run_dir = out / run_id
+            if not (run_dir / "config.json").is_file():
+                raise BadInput(f"--resume: no run folder {run_dir} with a config.json")
+            saved = json.loads((run_dir / "config.json").read_text())
+            try:
+                check_resumable(saved, config)
+            except ValueError as error:
+                raise BadInput(str(error)) from None
+            config = merged_config(saved, config)
+    except BadInput as error:
+        raise _fail(str(error)) from None
+
+    if resume:
+        meta = json.loads((run_dir / "meta.json").read_text()) if (
+            run_dir / "meta.json").is_file() else collect_meta()
+        meta.setdefault("resumed", []).append(collect_meta())
+    else:
+        try:
+            run_dir = make_run_dir(out, run_id, force)
+        except (RunExistsError, OSError) as error:
+            raise _fail(f"{error} (or --resume to continue it)") from None
+        meta = collect_meta()
+    write_json(run_dir / "config.json", dataclasses.asdict(config))
+    write_json(run_dir / "meta.json", meta)
+    console.print(f"[bold]s5bench speed[/]: {', '.join(config.models)} x "
+                  f"{', '.join(config.modes)} at T in {list(config.seq_lens)}, B={config.batch}; "
+                  f"writing to {run_dir}")
+    try:
+        rows = run_sweep(config, run_dir / "speed.csv", console)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: every finished row is in {run_dir}; continue with "
+                          f"--resume --run-id {run_dir.name}")
+        raise typer.Exit(code=130) from None
+    console.print(summary_table(rows, f"median seconds per call on {meta['backend']} "
+                                      f"({rows[0]['device'] if rows else '?'})"))
+    console.print(f"results: {run_dir}")
+    if any(row["status"] == "error" for row in rows):
+        err_console.print("some cells failed with an error; see the message column")
+        raise typer.Exit(code=1)
+
+
 # ----------------------------------------------------------------------------- listings
 
 

@@ -1,0 +1,254 @@
+"""`s5bench speed`: length parsing, bad input, CSV schema, resume, failures written as rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+
+import jax
+import jax.numpy as jnp
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import cli
+from benchmark import speed, timing
+from benchmark.speed import SPEED_COLUMNS, SpeedConfig, parse_lengths, run_sweep
+from models import BACKBONES
+
+runner = CliRunner()
+
+TINY = ["--seq-len", "8..16", "--models", "s5,mlp", "--modes", "infer,rollout", "--batch", "2",
+        "--d-model", "8", "--layers", "1", "--repeats", "2"]
+
+
+@pytest.mark.parametrize("text,lengths", [
+    ("1024..65536", [1024, 2048, 4096, 8192, 16384, 32768, 65536]),
+    ("8..8", [8]),
+    ("1..4", [1, 2, 4]),
+    (" 4096, 1000,256,1000 ", [256, 1000, 4096]),
+    ("7", [7]),
+])
+def test_parse_lengths_accepts_ranges_and_lists(text, lengths):
+    """A..B gives every power of two from A to B; a comma list gives its sorted unique values."""
+    assert parse_lengths(text) == lengths
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("65536..1024", "reversed"),
+    ("0..8", "0 is not a positive power of two"),
+    ("1000..4000", "1000 is not a positive power of two"),
+    ("1024..3000", "3000 is not a positive power of two"),
+    ("", "no lengths given"),
+    (" , ", "no lengths given"),
+    ("a..8", "needs two integers"),
+    ("256,x", "'x'"),
+    ("256,-4", "not positive"),
+    ("0", "not positive"),
+])
+def test_parse_lengths_rejects_bad_input(text, needle):
+    """Reversed, zero, non-power-of-two, empty and non-integer lengths raise a one-line error."""
+    with pytest.raises(ValueError, match=needle) as info:
+        parse_lengths(text)
+    assert "\n" not in str(info.value)
+
+
+@pytest.fixture
+def no_sweep(monkeypatch):
+    """Fail the test if a command reaches the sweep (validation must come first)."""
+    def boom(*args, **kwargs):
+        raise AssertionError("the sweep started despite bad input")
+
+    monkeypatch.setattr(speed, "run_sweep", boom)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--seq-len", "65536..1024"], "--seq-len: range '65536..1024' is reversed"),
+    (["--seq-len", "0..8"], "0 is not a positive power of two"),
+    (["--seq-len", "1000..4000"], "1000 is not a positive power of two"),
+    (["--seq-len", ""], "no lengths given"),
+    (["--models", "s6"], "valid models: s5, gru, lstm"),
+    (["--models", ""], "no model given"),
+    (["--modes", "train,fwd"], "unknown mode 'fwd'; valid modes: train, infer, rollout"),
+    (["--modes", ","], "no mode given"),
+    (["--batch", "0"], "--batch must be a positive integer"),
+    (["--d-model", "-1"], "--d-model must be a positive integer"),
+    (["--layers", "0"], "--layers must be a positive integer"),
+    (["--repeats", "0"], "--repeats must be a positive integer"),
+    (["--max-seconds", "0"], "--max-seconds must be positive"),
+    (["--resume"], "--resume needs --run-id"),
+    (["--resume", "--run-id", "nope"], "no run folder"),
+])
+def test_bad_input_exits_2_with_one_line(args, needle, no_sweep, tmp_path):
+    """Bad input: exit status 2, one line naming the problem, nothing written or compiled."""
+    result = runner.invoke(cli.app, ["speed", *args, "--out", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], result.output
+    assert not any(tmp_path.iterdir()), "nothing may be written for bad input"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One real tiny sweep through the CLI, shared by the tests that read it."""
+    out = tmp_path_factory.mktemp("speed")
+    result = runner.invoke(cli.app, ["speed", *TINY, "--out", str(out), "--run-id", "t"])
+    assert result.exit_code == 0, result.output
+    return out / "t", result.output
+
+
+def test_tiny_sweep_writes_the_csv_schema(tiny_run):
+    """A real sweep writes config.json, meta.json and one ok row per cell with exact columns."""
+    run_dir, output = tiny_run
+    rows = pd.read_csv(run_dir / "speed.csv", keep_default_na=False)
+    assert list(rows.columns) == list(SPEED_COLUMNS)
+    # s5 twice (parallel, sequential) and mlp once, x 2 modes x 2 lengths
+    assert len(rows) == 3 * 2 * 2
+    assert set(zip(rows.model, rows.evaluation, strict=True)) == {
+        ("s5", "parallel"), ("s5", "sequential"), ("mlp", "")}
+    assert (rows.status == "ok").all(), rows.message.tolist()
+    assert rows[["model", "evaluation", "mode", "seq_len", "batch"]].duplicated().sum() == 0
+    medians = rows.median_s.astype(float)
+    assert ((rows.min_s.astype(float) <= medians) & (medians <= rows.max_s.astype(float))).all()
+    tokens_per_s = rows.seq_len * rows.batch / medians
+    assert (rows.tokens_per_s.astype(float) - tokens_per_s).abs().max() < 1e-3
+    assert (rows.compile_s.astype(float) > 0).all() and (rows.repeats == 2).all()
+    assert (rows.d_model == 8).all() and (rows.num_layers == 1).all()
+    assert (rows.backend != "").all() and (rows.device != "").all()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert SpeedConfig(**{k: tuple(v) if isinstance(v, list) else v
+                          for k, v in config.items()}).seq_lens == (8, 16)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert {"git_commit", "backend", "device_kind", "versions"} <= set(meta)
+    assert "T=16" in output and "results:" in output
+
+
+def test_resume_skips_finished_rows(tiny_run, tmp_path, monkeypatch):
+    """--resume measures only the cells missing from speed.csv and keeps the rows already there."""
+    run_dir = tmp_path / "t"
+    shutil.copytree(tiny_run[0], run_dir)
+    csv_path = run_dir / "speed.csv"
+    lines = csv_path.read_text().splitlines(keepends=True)
+    kept = lines[:-3]  # header + 9 rows: the last 3 cells are "lost"
+    csv_path.write_text("".join(kept))
+    measured = []
+    real = timing.time_function
+
+    def counting(fn, args, **kwargs):
+        measured.append(jax.tree.leaves(args)[0].shape)
+        return real(fn, args, **kwargs)
+
+    monkeypatch.setattr(timing, "time_function", counting)
+    result = runner.invoke(cli.app, ["speed", *TINY, "--out", str(tmp_path), "--run-id", "t",
+                                     "--resume"])
+    assert result.exit_code == 0, result.output
+    assert len(measured) == 3
+    after = csv_path.read_text().splitlines(keepends=True)
+    assert after[:len(kept)] == kept and len(after) == len(lines)
+    keys = pd.read_csv(csv_path)[["model", "evaluation", "mode", "seq_len", "batch"]]
+    assert keys.duplicated().sum() == 0
+    assert len(json.loads((run_dir / "meta.json").read_text())["resumed"]) == 1
+
+
+def test_resume_with_other_sizes_is_refused(tiny_run, tmp_path, no_sweep):
+    """--resume with a different d_model exits 2 naming the setting, before any compile."""
+    shutil.copytree(tiny_run[0], tmp_path / "t")
+    args = [a if a != "8" else "16" for a in TINY]  # --d-model 8 -> 16 (8..16 is one token)
+    result = runner.invoke(cli.app, ["speed", *args, "--out", str(tmp_path), "--run-id", "t",
+                                     "--resume"])
+    assert result.exit_code == 2 and "d_model 8 -> 16" in result.output, result.output
+
+
+def test_existing_run_folder_is_not_overwritten(tiny_run, no_sweep):
+    """Without --resume or --force an existing run folder is refused with exit 2."""
+    result = runner.invoke(cli.app, ["speed", *TINY, "--out", str(tiny_run[0].parent),
+                                     "--run-id", "t"])
+    assert result.exit_code == 2 and "--resume" in result.output, result.output
+
+
+def _config(**kwargs) -> SpeedConfig:
+    base = dict(seq_lens=(8, 16, 32), models=("mlp",), modes=("infer",), batch=2, d_model=8,
+                num_layers=1, repeats=2, warmup=1)
+    return SpeedConfig(**{**base, **kwargs})
+
+
+def _inject(monkeypatch, wrap):
+    """Make the workload of length >= 16 ``wrap(fn)`` (the others are untouched)."""
+    real = timing.make_workload
+
+    def make_workload(backbone, mode, seq_len, batch, **kwargs):
+        fn, args = real(backbone, mode, seq_len, batch, **kwargs)
+        return (wrap(fn) if seq_len == 16 else fn), args
+
+    monkeypatch.setattr(timing, "make_workload", make_workload)
+
+
+@pytest.mark.parametrize("status,error", [
+    ("oom", jax.errors.JaxRuntimeError(
+        "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 64.00GiB.")),
+    ("error", ValueError("injected failure")),
+])
+def test_injected_failure_is_a_row_and_longer_lengths_are_skipped(status, error, monkeypatch,
+                                                                 tmp_path):
+    """A cell raising while compiling becomes an oom/error row; longer lengths become skipped."""
+    def failing(fn):
+        def wrapped(*args):
+            raise error
+        return wrapped
+
+    _inject(monkeypatch, failing)
+    rows = run_sweep(_config(), tmp_path / "speed.csv")
+    written = pd.read_csv(tmp_path / "speed.csv", keep_default_na=False)
+    assert written.status.tolist() == ["ok", status, "skipped"] == [r["status"] for r in rows]
+    assert str(error) in written.message[1]
+    assert "at seq_len 16" in written.message[2]
+
+
+def test_injected_timeout_is_a_row_and_longer_lengths_are_skipped(monkeypatch, tmp_path):
+    """A cell whose first call would blow --max-seconds becomes a timeout row; longer: skipped."""
+    def slow(fn):
+        def wrapped(*args):
+            pause = jax.pure_callback(lambda: (time.sleep(0.3), jnp.float32(0))[1],
+                                      jax.ShapeDtypeStruct((), jnp.float32))
+            return fn(*args), pause
+        return wrapped
+
+    _inject(monkeypatch, slow)
+    run_sweep(_config(max_seconds=0.6), tmp_path / "speed.csv")
+    written = pd.read_csv(tmp_path / "speed.csv", keep_default_na=False)
+    assert written.status.tolist() == ["ok", "timeout", "skipped"]
+    assert "--max-seconds 0.6" in written.message[1]
+    assert written.compile_s[1] != "" and written.median_s[1] == ""
+
+
+def test_predicted_timeout_skips_compiling(tmp_path):
+    """When the last length's time scaled to this length is over budget, nothing is compiled."""
+    calls = []
+
+    def fake_measure(cell, config, device, backend, on_phase=None):
+        calls.append(cell.seq_len)
+        row = speed._row(cell, config, device, backend)
+        return {**row, "status": "ok", **speed._stats([0.1 * cell.seq_len / 8] * 2, cell)}
+
+    run_sweep(_config(seq_lens=(8, 16, 32, 64), max_seconds=1.0), tmp_path / "speed.csv",
+              measure=fake_measure)
+    written = pd.read_csv(tmp_path / "speed.csv", keep_default_na=False)
+    # 16: 0.2 s x 3 calls fits 1 s; 32: 0.4 s x 3 does not.
+    assert calls == [8, 16]
+    assert written.status.tolist() == ["ok", "ok", "timeout", "skipped"]
+    assert written.message[2].startswith("predicted, not run")
+
+
+def test_every_backbone_is_swept():
+    """Default cells cover every registered backbone; configs with an evaluation get both."""
+    config = _config(models=tuple(BACKBONES), seq_lens=(8,), modes=("train", "infer"))
+    cells = speed.make_cells(config)
+    variants = {(c.model, c.evaluation) for c in cells}
+    assert {m for m, _ in variants} == set(BACKBONES)
+    for name, cls in BACKBONES.items():
+        has_evaluation = "evaluation" in {f.name for f in dataclasses.fields(cls)}
+        expected = {"parallel", "sequential"} if has_evaluation else {""}
+        assert {e for m, e in variants if m == name} == expected
+    assert len(cells) == 2 * len(variants)

@@ -185,6 +185,44 @@ def _backbone_meta(configs) -> dict:
     return meta
 
 
+# ----------------------------------------------------------------------------- figures
+
+
+@app.command()
+def figures(
+    results: Annotated[Path, typer.Option(
+        help="Folder searched (at any depth) for run folders: speed.csv, curves.csv, "
+        "summary.csv.")] = Path("results"),
+    out: Annotated[Path, typer.Option(help="Where the PNG/SVG files and index.md go.")] = Path(
+        "figures"),
+) -> None:
+    """Draw every figure whose data is present, from CSVs only; list them in OUT/index.md.
+
+    Figures: scaling and speed ratio to S5 (speed runs); return and wall time against
+    memory length (memory runs); learning curves, MMER and wall time, return against cost
+    (POPGym runs). A figure without data is skipped with one line saying why; a CSV that
+    cannot be read or lacks a column is an error (exit 2) naming the file.
+    """
+    from benchmark.figures import FigureDataError, draw_figures
+
+    if not results.is_dir():
+        raise _fail(f"results folder {results} does not exist")
+    try:
+        report = draw_figures(results, out)
+    except FigureDataError as error:
+        raise _fail(str(error)) from None
+    for figure in report.figures:
+        files = ", ".join(str(path) for path in figure.files)
+        typer.echo(f"drew {figure.title}: {files} (from {', '.join(map(str, figure.runs))})")
+    for line in report.skipped:
+        typer.echo(f"skipped {line}")
+    if report.nothing_to_draw:
+        typer.echo(f"nothing to draw: no figure's data (speed.csv, or curves.csv/summary.csv "
+                   f"of a memory or POPGym run) under {results}")
+    else:
+        typer.echo(f"index: {report.index}")
+
+
 # ----------------------------------------------------------------------------- speed
 
 

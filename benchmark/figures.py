@@ -1,0 +1,734 @@
+"""Every figure, drawn from the CSVs of run folders alone (nothing retrains or re-measures).
+
+``draw_figures(results, out)`` finds every run folder under ``results`` (at any depth, so
+``results/reference/<device>/...`` too), reads and checks its CSVs, and draws each figure
+whose data is present, one figure per run folder:
+
+===================  ==========================  ==============================================
+figure               from                        shows
+===================  ==========================  ==============================================
+``scaling``          ``speed.csv``               median time per call against sequence length,
+                                                 log-log, one panel per mode, one line per
+                                                 backbone (S5 parallel and sequential apart)
+``speed_ratio``      ``speed.csv``               each backbone's time over S5's (the faster S5
+                                                 evaluation at each length), per mode
+``memory_length``    memory ``summary.csv``      final return (mean, min-max band over seeds)
+                                                 and training wall time against memory length
+``popgym_curves``    POPGym ``curves.csv``       mean return against env steps, one panel per
+                                                 environment, band over seeds
+``popgym_summary``   POPGym ``curves.csv`` and   MMER per environment and backbone, the mean
+                     ``summary.csv``             over environments, and wall time per backbone
+``return_vs_cost``   POPGym ``summary.csv``      final return against training wall time, one
+                                                 point per (backbone, environment)
+===================  ==========================  ==============================================
+
+Each figure is written as PNG and SVG, and ``index.md`` lists them with the run folders
+they come from. A figure whose data is absent is skipped with a one-line reason. A CSV
+that cannot be parsed, lacks a required column or holds text where numbers belong raises
+``FigureDataError`` naming the file (and the column), before anything is drawn.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+# Deterministic SVG ids and no timestamps, so redrawing unchanged data changes no file.
+matplotlib.rcParams["svg.hashsalt"] = "s5bench"
+_SAVE_METADATA = {"png": {"Software": None}, "svg": {"Date": None}}
+FORMATS = ("png", "svg")
+
+SPEED_COLUMNS = ("model", "evaluation", "mode", "seq_len", "batch", "status", "median_s",
+                 "device")
+MEMORY_SUMMARY_COLUMNS = ("model", "memory_length", "seed", "status", "final_return",
+                          "wall_s")
+POPGYM_CURVES_COLUMNS = ("model", "env", "seed", "update", "env_steps", "mean_return")
+POPGYM_SUMMARY_COLUMNS = ("model", "env", "seed", "status", "final_return", "wall_s")
+_NUMERIC = {"seq_len", "batch", "median_s", "min_s", "max_s", "tokens_per_s", "d_model",
+            "num_layers", "memory_length", "seed", "update", "env_steps", "mean_return",
+            "final_return", "best_return", "wall_s"}
+
+MODES = ("train", "infer", "rollout")
+_MODE_TITLES = {"train": "train (forward + backward + update)",
+                "infer": "infer (forward over the sequence)",
+                "rollout": "rollout (T single-step calls)"}
+_COLORS = {"s5": "C0", "gru": "C1", "lstm": "C2", "trxl": "C3", "mlp": "C7"}
+_EXTRA_COLORS = ("C4", "C5", "C6", "C8", "C9")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+FIGURE_TITLES = {
+    "scaling": "Scaling: time against sequence length",
+    "speed_ratio": "Speed relative to S5",
+    "memory_length": "Memory length: return and training time",
+    "popgym_curves": "POPGym learning curves",
+    "popgym_summary": "POPGym summary: MMER and wall time",
+    "return_vs_cost": "Return against cost",
+}
+_SOURCES = {"scaling": "speed", "speed_ratio": "speed", "memory_length": "memory",
+            "popgym_curves": "popgym", "popgym_summary": "popgym", "return_vs_cost": "popgym"}
+
+
+class FigureDataError(ValueError):
+    """A CSV cannot be read, lacks a required column or holds malformed values."""
+
+
+@dataclass
+class Run:
+    """One run folder and the tables read from it."""
+
+    path: Path  # the run folder
+    name: str  # its path relative to the results folder, e.g. reference/cpu-2core/memory
+    kind: str  # speed | memory | popgym
+    device: str  # where timings were taken, from meta.json (or speed.csv)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # csv stem -> table
+    files: dict[str, Path] = field(default_factory=dict)  # csv stem -> path
+    config: dict[str, Any] = field(default_factory=dict)  # its config.json, if any
+
+    @property
+    def slug(self) -> str:
+        return self.name.replace("/", "-").replace("\\", "-") or "results"
+
+
+@dataclass
+class Figure:
+    """A drawn figure: its files and where its data came from."""
+
+    kind: str
+    stem: str
+    title: str
+    runs: list[Path]
+    device: str
+    caption: str
+    files: list[Path]
+
+
+@dataclass
+class Report:
+    """What ``draw_figures`` did."""
+
+    figures: list[Figure] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # one line each
+    index: Path | None = None
+
+    @property
+    def nothing_to_draw(self) -> bool:
+        return not self.figures
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_table(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    """Read ``path`` and check it: every required column present, numbers parse.
+
+    Raises:
+      FigureDataError: naming the file, and the column where one is at fault.
+    """
+    try:
+        table = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            csv.Error) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else "empty file"
+        raise FigureDataError(f"{path}: not a readable CSV ({reason})") from None
+    for column in required:
+        if column not in table.columns:
+            raise FigureDataError(f"{path}: missing required column {column!r}")
+    for column in table.columns:
+        if column in _NUMERIC:
+            table[column] = _numeric(table[column], path, column)
+    return table
+
+
+def _numeric(values: pd.Series, path: Path, column: str) -> pd.Series:
+    numbers = pd.to_numeric(values, errors="coerce")
+    text = values.astype("string").str.strip().str.lower()
+    bad = numbers.isna() & values.notna() & ~text.isin(["nan", "none", ""])
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise FigureDataError(f"{path}: column {column!r} holds {values.iloc[row]!r} in data "
+                              f"row {row + 1}, not a number")
+    return numbers
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="") as f:
+            return next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise FigureDataError(f"{path}: not a readable CSV ({error})") from None
+
+
+def _device(meta: dict[str, Any]) -> str:
+    """``cpu (2 cores)`` or ``<device kind> x<count>``, as ``results.device_name`` says."""
+    if not meta.get("backend"):
+        return "unknown device"
+    if meta["backend"] == "cpu":
+        return f"cpu ({meta.get('cpu_count', '?')} cores)"
+    return f"{meta.get('device_kind', meta['backend'])} x{meta.get('device_count', 1)}"
+
+
+def _kind(folder: Path) -> str | None:
+    """speed | memory | popgym for a run folder, from its config.json or CSV header."""
+    if (folder / "speed.csv").exists():
+        return "speed"
+    command = _read_json(folder / "config.json").get("command")
+    if command in ("memory", "popgym"):
+        return command
+    for name in ("summary.csv", "curves.csv"):
+        if (folder / name).exists():
+            header = _header(folder / name)
+            if "memory_length" in header:
+                return "memory"
+            if "env" in header:
+                return "popgym"
+    return None
+
+
+def find_run_folders(results: Path) -> list[Path]:
+    """Folders under ``results`` (any depth) holding a speed, curves or summary CSV."""
+    names = ("speed.csv", "curves.csv", "summary.csv")
+    folders = {p.parent for name in names for p in Path(results).rglob(name)}
+    return sorted(folders)
+
+
+_TABLES = {
+    "speed": {"speed": SPEED_COLUMNS},
+    "memory": {"summary": MEMORY_SUMMARY_COLUMNS},
+    "popgym": {"curves": POPGYM_CURVES_COLUMNS, "summary": POPGYM_SUMMARY_COLUMNS},
+}
+
+
+def load_runs(results: Path) -> list[Run]:
+    """Every run folder under ``results`` with its checked tables.
+
+    Raises:
+      FigureDataError: on the first CSV that is unreadable or lacks a required column.
+    """
+    results = Path(results)
+    runs = []
+    for folder in find_run_folders(results):
+        kind = _kind(folder)
+        if kind is None:
+            continue
+        meta = _read_json(folder / "meta.json")
+        name = folder.relative_to(results).as_posix() if folder != results else ""
+        run = Run(path=folder, name=name or folder.name, kind=kind, device=_device(meta))
+        for stem, required in _TABLES[kind].items():
+            path = folder / f"{stem}.csv"
+            if path.exists():
+                run.tables[stem] = read_table(path, required)
+                run.files[stem] = path
+        if kind == "speed" and "speed" in run.tables:
+            devices = run.tables["speed"]["device"].dropna().unique()
+            if len(devices):
+                run.device = ", ".join(str(d) for d in devices)
+        run.config = _read_json(folder / "config.json")
+        runs.append(run)
+    return runs
+
+
+# ----------------------------------------------------------------------------- drawing
+
+
+def draw_figures(results: Path, out: Path) -> Report:
+    """Draw every figure whose data is under ``results`` into ``out``; write index.md.
+
+    Raises:
+      FileNotFoundError: ``results`` is not a folder.
+      FigureDataError: a CSV is unreadable or lacks a required column (nothing drawn).
+    """
+    results, out = Path(results), Path(out)
+    if not results.is_dir():
+        raise FileNotFoundError(f"results folder {results} does not exist")
+    runs = load_runs(results)
+    report = Report()
+    if not runs:
+        return report
+    by_kind: dict[str, list[Run]] = {}
+    for run in runs:
+        by_kind.setdefault(run.kind, []).append(run)
+    out.mkdir(parents=True, exist_ok=True)
+    drawers = {
+        "scaling": _draw_scaling,
+        "speed_ratio": _draw_speed_ratio,
+        "memory_length": _draw_memory_length,
+        "popgym_curves": _draw_popgym_curves,
+        "popgym_summary": _draw_popgym_summary,
+        "return_vs_cost": _draw_return_vs_cost,
+    }
+    for kind, drawer in drawers.items():
+        source = _SOURCES[kind]
+        sources = by_kind.get(source, [])
+        if not sources:
+            report.skipped.append(f"{FIGURE_TITLES[kind]}: no {_source_text(source)} "
+                                  f"under {results}")
+            continue
+        for run in sources:
+            outcome = drawer(run, out)
+            if isinstance(outcome, str):
+                report.skipped.append(f"{FIGURE_TITLES[kind]} ({run.name}): {outcome}")
+            else:
+                report.figures.append(outcome)
+    report.index = write_index(out, report, results)
+    return report
+
+
+def _source_text(source: str) -> str:
+    return {"speed": "speed run (speed.csv)",
+            "memory": "memory run (summary.csv with memory_length)",
+            "popgym": "POPGym run (curves.csv/summary.csv with env)"}[source]
+
+
+def _save(fig, out: Path, stem: str) -> list[Path]:
+    paths = []
+    for fmt in FORMATS:
+        path = out / f"{stem}.{fmt}"
+        fig.savefig(path, dpi=120, bbox_inches="tight", metadata=_SAVE_METADATA[fmt])
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _color(name: str, seen: dict[str, str]) -> str:
+    base = name.split(" ")[0]
+    if base in _COLORS:
+        return _COLORS[base]
+    if base not in seen:
+        seen[base] = _EXTRA_COLORS[len(seen) % len(_EXTRA_COLORS)]
+    return seen[base]
+
+
+def _model_order(names: Iterable[str]) -> list[str]:
+    order = list(_COLORS)
+    return sorted(set(names), key=lambda n: (order.index(n.split(" ")[0])
+                                             if n.split(" ")[0] in order else len(order), n))
+
+
+# --- speed
+
+
+def _speed_lines(table: pd.DataFrame) -> pd.DataFrame:
+    """Measured rows with a ``line`` label: ``s5 (parallel)``, ``gru``, ... (+ sizes)."""
+    ok = table[table["status"].astype(str) == "ok"].copy()
+    ok = ok[ok["median_s"].notna() & ok["seq_len"].notna()]
+    evaluation = ok["evaluation"].fillna("").astype(str).str.strip()
+    ok["line"] = np.where(evaluation != "", ok["model"].astype(str) + " (" + evaluation + ")",
+                          ok["model"].astype(str))
+    sizes = [c for c in ("batch", "d_model", "num_layers") if c in ok.columns]
+    if sizes and len(ok[sizes].drop_duplicates()) > 1:
+        ok["line"] = ok["line"] + ok[sizes].apply(
+            lambda r: " " + ",".join(f"{c}={int(r[c])}" for c in sizes if pd.notna(r[c])),
+            axis=1)
+    return ok
+
+
+def _sizes_text(table: pd.DataFrame) -> str:
+    parts = []
+    for column, label in (("batch", "B"), ("d_model", "H"), ("num_layers", "L")):
+        if column in table.columns:
+            values = sorted(int(v) for v in table[column].dropna().unique())
+            if values:
+                parts.append(f"{label}={'/'.join(str(v) for v in values)}")
+    return ", ".join(parts)
+
+
+def _unmeasured(table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """``(mode, line, "timeout from T=32768")`` for every (line, mode) with non-ok rows."""
+    bad = table[table["status"].astype(str) != "ok"]
+    notes = []
+    for (model, evaluation, mode), group in bad.groupby(
+            [bad["model"].astype(str), bad["evaluation"].fillna("").astype(str),
+             bad["mode"].astype(str)], sort=True):
+        first = group.sort_values("seq_len").iloc[0]
+        label = f"{model} ({evaluation})" if evaluation else model
+        notes.append((mode, label, f"{first['status']} from T={int(first['seq_len'])}"))
+    return notes
+
+
+def _modes(table: pd.DataFrame) -> list[str]:
+    present = list(dict.fromkeys(table["mode"].astype(str)))
+    return [m for m in MODES if m in present] + [m for m in present if m not in MODES]
+
+
+def _draw_scaling(run: Run, out: Path) -> Figure | str:
+    if "speed" not in run.tables:
+        return "no speed.csv"
+    table = run.tables["speed"]
+    ok = _speed_lines(table)
+    if ok.empty:
+        return f"{run.files['speed']} has no row with status ok"
+    modes = _modes(ok)
+    unmeasured = _unmeasured(table)
+    fig, axes = plt.subplots(1, len(modes), figsize=(5.2 * len(modes), 4.4), squeeze=False,
+                             layout="constrained")
+    extra: dict[str, str] = {}
+    for ax, mode in zip(axes[0], modes, strict=True):
+        rows = ok[ok["mode"] == mode]
+        for line in _model_order(rows["line"]):
+            data = rows[rows["line"] == line].groupby("seq_len").agg(
+                median_s=("median_s", "median"),
+                lo=("min_s" if "min_s" in rows else "median_s", "min"),
+                hi=("max_s" if "max_s" in rows else "median_s", "max"),
+            ).sort_index()
+            style = "--" if "sequential" in line else "-"
+            color = _color(line, extra)
+            ax.plot(data.index, data["median_s"], style, marker="o", ms=3.5, color=color,
+                    label=line)
+            ax.fill_between(data.index, data["lo"], data["hi"], color=color, alpha=0.15,
+                            lw=0)
+        _log2_ticks(ax, table.loc[table["mode"].astype(str) == mode, "seq_len"].dropna())
+        ax.set_yscale("log")
+        notes = [f"{line}: {what}" for m, line, what in unmeasured if m == mode]
+        if notes:
+            ax.text(0.98, 0.02, "not measured:\n" + "\n".join(notes), transform=ax.transAxes,
+                    ha="right", va="bottom", fontsize=7, color="0.3")
+        ax.set_xlabel("sequence length T (steps)")
+        ax.set_ylabel("median time per call (s)")
+        ax.set_title(_MODE_TITLES.get(mode, mode), fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    sizes = _sizes_text(ok)
+    fig.suptitle(f"Time against sequence length on {run.device} ({sizes}); band: min-max "
+                 "over repeats", fontsize=11)
+    stem = f"scaling_{run.slug}"
+    caption = (f"Median seconds per call against T, log-log, {sizes}; one panel per mode; "
+               "S5's parallel (solid) and sequential (dashed) evaluations apart.")
+    if unmeasured:
+        caption += " Not measured: " + "; ".join(
+            f"{line} {mode}: {what}" for mode, line, what in unmeasured) + "."
+    return Figure("scaling", stem, FIGURE_TITLES["scaling"], [run.path], run.device,
+                  caption, _save(fig, out, stem))
+
+
+def _draw_speed_ratio(run: Run, out: Path) -> Figure | str:
+    if "speed" not in run.tables:
+        return "no speed.csv"
+    ok = _speed_lines(run.tables["speed"])
+    if ok.empty:
+        return f"{run.files['speed']} has no row with status ok"
+    is_s5 = ok["model"].astype(str) == "s5"
+    if not is_s5.any():
+        return f"{run.files['speed']} has no measured s5 row to compare with"
+    if is_s5.all():
+        return f"{run.files['speed']} has only s5 rows"
+    reference = ok[is_s5].groupby(["mode", "seq_len"])["median_s"].min()
+    modes = [m for m in _modes(ok) if m in reference.index.get_level_values(0)]
+    fig, axes = plt.subplots(1, len(modes), figsize=(5.2 * len(modes), 4.4), squeeze=False,
+                             layout="constrained")
+    extra: dict[str, str] = {}
+    for ax, mode in zip(axes[0], modes, strict=True):
+        rows = ok[(ok["mode"] == mode) & ~is_s5]
+        for line in _model_order(rows["line"]):
+            data = rows[rows["line"] == line].groupby("seq_len")["median_s"].median()
+            ref = reference.loc[mode].reindex(data.index)
+            ratio = (data / ref).dropna()
+            if ratio.empty:
+                continue
+            ax.plot(ratio.index, ratio.values, marker="o", ms=3.5, color=_color(line, extra),
+                    label=line)
+        ax.axhline(1.0, color=_COLORS["s5"], lw=1.2, ls=":", label="S5 (= 1)")
+        _log2_ticks(ax, rows["seq_len"])
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length T (steps)")
+        ax.set_ylabel("time per call / S5's time (ratio)")
+        ax.set_title(_MODE_TITLES.get(mode, mode), fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"Time relative to S5 (the faster S5 evaluation at each T) on {run.device}; "
+                 "above 1 = slower than S5", fontsize=11)
+    stem = f"speed_ratio_{run.slug}"
+    caption = ("Each backbone's median time per call divided by S5's at the same T and mode "
+               "(S5 = the faster of its parallel and sequential evaluations there).")
+    return Figure("speed_ratio", stem, FIGURE_TITLES["speed_ratio"], [run.path], run.device,
+                  caption, _save(fig, out, stem))
+
+
+# --- memory
+
+
+def memory_success_lengths(summary: pd.DataFrame) -> dict[str, int | None]:
+    """Per model, the largest memory length up to which every measured length succeeded.
+
+    A length succeeds when the majority of its seeds have ``success`` true (``None`` if
+    the model never succeeded; models without a ``success`` column are left out).
+    """
+    if "success" not in summary.columns:
+        return {}
+    result: dict[str, int | None] = {}
+    for model, group in summary.groupby(summary["model"].astype(str)):
+        solved = group.groupby("memory_length")["success"].apply(
+            lambda s: (s.astype(str).str.lower() == "true").mean() > 0.5).sort_index()
+        last = None
+        for length, ok in solved.items():
+            if not ok:
+                break
+            last = int(length)
+        result[model] = last
+    return result
+
+
+def _draw_memory_length(run: Run, out: Path) -> Figure | str:
+    if "summary" not in run.tables:
+        return "no summary.csv"
+    summary = run.tables["summary"]
+    ok = summary[(summary["status"].astype(str) == "ok") & summary["final_return"].notna()]
+    if ok.empty:
+        return f"{run.files['summary']} has no row with status ok"
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
+    extra: dict[str, str] = {}
+    seeds = int(ok.groupby(["model", "memory_length"]).size().max())
+    for model in _model_order(ok["model"].astype(str)):
+        rows = ok[ok["model"].astype(str) == model]
+        stats = rows.groupby("memory_length").agg(
+            mean=("final_return", "mean"), lo=("final_return", "min"),
+            hi=("final_return", "max"), wall=("wall_s", "max")).sort_index()
+        color = _color(model, extra)
+        left.plot(stats.index, stats["mean"], marker="o", ms=4, color=color, label=model)
+        left.fill_between(stats.index, stats["lo"], stats["hi"], color=color, alpha=0.15, lw=0)
+        right.plot(stats.index, stats["wall"], marker="o", ms=4, color=color, label=model)
+    left.axhline(0.0, color="k", lw=0.8, ls=":", label="chance (no memory)")
+    left.set_ylim(-1.05, 1.05)
+    left.set_ylabel("final mean episodic return")
+    left.set_title(f"Return (mean over {seeds} seeds; band: min-max)", fontsize=10)
+    right.set_ylabel("training wall time per cell (s)")
+    right.set_title(f"Training time ({seeds} seeds vmapped, compile excluded)", fontsize=10)
+    right.set_ylim(bottom=0)
+    for ax in (left, right):
+        _log2_ticks(ax, ok["memory_length"])
+        ax.set_xlabel("memory length (steps between cue and decision)")
+        ax.grid(True, alpha=0.3)
+    left.legend(fontsize=8)
+    fig.suptitle(f"MemoryChain (bsuite): return and training time against memory length, "
+                 f"on {run.device}", fontsize=11)
+    stem = f"memory_length_{run.slug}"
+    caption = ("Final return = mean episodic return over the last 10% of updates; return "
+               "1 = every cue recalled, 0 = chance.")
+    solved = memory_success_lengths(summary)
+    if solved:
+        threshold = run.config.get("success_return", "the run's threshold")
+        parts = [f"{m}: {'none' if v is None else v}" for m, v in solved.items()]
+        caption += (" Largest memory length up to which every length succeeded (success: "
+                    f"best return, the best window of 10% of the updates, >= {threshold}, "
+                    "for most seeds): " + ", ".join(parts) + ".")
+    return Figure("memory_length", stem, FIGURE_TITLES["memory_length"], [run.path],
+                  run.device, caption, _save(fig, out, stem))
+
+
+# --- popgym
+
+
+def mmer(curves: pd.DataFrame) -> pd.Series:
+    """MMER per (model, env): max over updates of the seed-mean of the mean episodic return."""
+    per_update = curves.groupby(["model", "env", "update"])["mean_return"].mean()
+    return per_update.groupby(level=["model", "env"]).max()
+
+
+def _smooth_per_seed(data: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """``[env_steps, seed]`` returns, each seed smoothed over its updates with an episode.
+
+    Updates in which no episode ended carry no return (NaN); each seed's finished-episode
+    returns get a trailing mean over about 5% of its updates, and the value holds until the
+    seed's next finished episode, so that seeds can be averaged at every env step.
+    """
+    num_updates = int(data["update"].nunique())
+    window = max(1, num_updates // 20)
+    seeds = {}
+    for seed, rows in data.groupby("seed"):
+        series = rows.set_index("env_steps")["mean_return"].sort_index().dropna()
+        seeds[seed] = series.rolling(window, min_periods=1).mean()
+    if not seeds:
+        return pd.DataFrame(), window
+    wide = pd.DataFrame(seeds).sort_index().ffill()
+    return wide.dropna(how="all"), window
+
+
+def _log2_ticks(ax, values: Iterable[float]) -> None:
+    """A base-2 log x axis labelled with the plain values present (4, 8, 16, ...)."""
+    ticks = sorted({int(v) for v in values})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    if len(ticks) > 8:
+        for label in ax.get_xticklabels():
+            label.set_rotation(45)
+
+
+def _grid(count: int) -> tuple[int, int]:
+    cols = min(4, count)
+    return math.ceil(count / cols), cols
+
+
+def _draw_popgym_curves(run: Run, out: Path) -> Figure | str:
+    if "curves" not in run.tables:
+        return "no curves.csv"
+    curves = run.tables["curves"]
+    if curves["mean_return"].notna().sum() == 0:
+        return f"{run.files['curves']} has no finished episode"
+    envs = list(dict.fromkeys(curves["env"].astype(str)))
+    rows_n, cols_n = _grid(len(envs))
+    fig, axes = plt.subplots(rows_n, cols_n, figsize=(4.6 * cols_n, 3.6 * rows_n),
+                             squeeze=False, layout="constrained")
+    extra: dict[str, str] = {}
+    window = 1
+    for ax, env in zip(axes.flat, envs, strict=False):
+        rows = curves[curves["env"].astype(str) == env]
+        for model in _model_order(rows["model"].astype(str)):
+            data = rows[rows["model"].astype(str) == model]
+            smooth, window = _smooth_per_seed(data)
+            if smooth.empty:
+                continue
+            color = _color(model, extra)
+            ax.plot(smooth.index, smooth.mean(axis=1), color=color, label=model,
+                    marker="o" if len(smooth) < 30 else None, ms=3)
+            ax.fill_between(smooth.index, smooth.min(axis=1), smooth.max(axis=1),
+                            color=color, alpha=0.15, lw=0)
+        ax.set_title(env, fontsize=10)
+        ax.set_xlabel("environment steps per seed")
+        ax.set_ylabel("mean episodic return")
+        ax.grid(True, alpha=0.3)
+    for ax in list(axes.flat)[len(envs):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    seeds = int(curves.groupby(["model", "env"])["seed"].nunique().max())
+    fig.suptitle(f"POPGym learning curves: mean over {seeds} seeds, band min-max over seeds",
+                 fontsize=11)
+    stem = f"popgym_curves_{run.slug}"
+    caption = (f"Per-update mean episodic return, each seed smoothed by a trailing mean over "
+               f"about 5% of the updates ({window} updates), then averaged over seeds.")
+    return Figure("popgym_curves", stem, FIGURE_TITLES["popgym_curves"], [run.path],
+                  run.device, caption, _save(fig, out, stem))
+
+
+def _cell_wall(summary: pd.DataFrame) -> pd.Series:
+    """Training wall seconds per (model, env) cell (ok rows only; seeds share one cell)."""
+    ok = summary[(summary["status"].astype(str) == "ok") & summary["wall_s"].notna()]
+    return ok.groupby([ok["model"].astype(str), ok["env"].astype(str)])["wall_s"].max()
+
+
+def _draw_popgym_summary(run: Run, out: Path) -> Figure | str:
+    if "curves" not in run.tables:
+        return "no curves.csv (MMER comes from the learning curves)"
+    if "summary" not in run.tables:
+        return "no summary.csv (wall time comes from the summary)"
+    scores = mmer(run.tables["curves"]).dropna()
+    if scores.empty:
+        return f"{run.files['curves']} has no finished episode"
+    wall = _cell_wall(run.tables["summary"])
+    models = _model_order(scores.index.get_level_values("model").astype(str))
+    envs = list(dict.fromkeys(scores.index.get_level_values("env").astype(str)))
+    groups = [*envs, "mean over envs"]
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(max(8.0, 1.1 * len(groups) * max(1, len(models)) / 2 + 6), 4.8),
+        gridspec_kw={"width_ratios": [max(2, len(groups)), 1.2]}, layout="constrained")
+    width = 0.8 / len(models)
+    extra: dict[str, str] = {}
+    for i, model in enumerate(models):
+        per_env = scores.xs(model, level="model") if model in scores.index.get_level_values(
+            "model") else pd.Series(dtype=float)
+        values = [per_env.get(env, np.nan) for env in envs]
+        values.append(np.nanmean(values) if np.isfinite(values).any() else np.nan)
+        left.bar(np.arange(len(groups)) + (i - (len(models) - 1) / 2) * width, values,
+                 width, color=_color(model, extra), label=model)
+    left.set_xticks(np.arange(len(groups)), groups, rotation=30 if len(groups) > 3 else 0,
+                    ha="right" if len(groups) > 3 else "center", fontsize=8)
+    left.set_ylabel("MMER (max over updates of the seed-mean return)")
+    left.set_title("MMER per environment and backbone", fontsize=10)
+    left.axhline(0.0, color="k", lw=0.6)
+    left.grid(True, axis="y", alpha=0.3)
+    left.legend(fontsize=8)
+    wall_models = [m for m in models if m in wall.index.get_level_values(0)]
+    means = [float(wall.xs(m, level=0).mean()) for m in wall_models]
+    right.bar(wall_models, means, color=[_color(m, extra) for m in wall_models])
+    right.set_ylabel("training wall time per cell (s), mean over envs")
+    right.set_title("Wall time for the same budget", fontsize=10)
+    right.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(f"POPGym summary on {run.device}", fontsize=11)
+    stem = f"popgym_summary_{run.slug}"
+    caption = ("MMER = max over updates of the mean over seeds of the per-update mean "
+               "episodic return; right: training seconds per (backbone, env) cell, compile "
+               "excluded, seeds vmapped.")
+    return Figure("popgym_summary", stem, FIGURE_TITLES["popgym_summary"], [run.path],
+                  run.device, caption, _save(fig, out, stem))
+
+
+def _draw_return_vs_cost(run: Run, out: Path) -> Figure | str:
+    if "summary" not in run.tables:
+        return "no summary.csv"
+    summary = run.tables["summary"]
+    ok = summary[(summary["status"].astype(str) == "ok") & summary["final_return"].notna()]
+    if ok.empty:
+        return f"{run.files['summary']} has no row with status ok"
+    cells = ok.groupby([ok["model"].astype(str), ok["env"].astype(str)]).agg(
+        final=("final_return", "mean"), wall=("wall_s", "max"))
+    envs = list(dict.fromkeys(cells.index.get_level_values(1)))
+    markers = len(envs) <= len(_MARKERS)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
+    extra: dict[str, str] = {}
+    for (model, env), row in cells.iterrows():
+        ax.scatter(row["wall"], row["final"], color=_color(model, extra), s=36,
+                   marker=_MARKERS[envs.index(env)] if markers else "o")
+    handles = [plt.Line2D([], [], color=_color(m, extra), marker="o", ls="", label=m)
+               for m in _model_order(cells.index.get_level_values(0))]
+    if markers and len(envs) > 1:
+        handles += [plt.Line2D([], [], color="0.4", marker=_MARKERS[i], ls="", label=env)
+                    for i, env in enumerate(envs)]
+    ax.legend(handles=handles, fontsize=8)
+    walls = cells["wall"].dropna()
+    if len(walls) and walls.min() > 0 and walls.max() / walls.min() > 10:
+        ax.set_xscale("log")
+    ax.set_xlabel("training wall time per cell (s, compile excluded)")
+    ax.set_ylabel("final mean episodic return (mean over seeds)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"Final return against training time on {run.device}", fontsize=11)
+    stem = f"return_vs_cost_{run.slug}"
+    caption = ("One point per (backbone, environment): final return (last 10% of updates, "
+               "mean over seeds) against the cell's training seconds.")
+    return Figure("return_vs_cost", stem, FIGURE_TITLES["return_vs_cost"], [run.path],
+                  run.device, caption, _save(fig, out, stem))
+
+
+# ----------------------------------------------------------------------------- index
+
+
+def write_index(out: Path, report: Report, results: Path) -> Path:
+    """``out/index.md``: every figure with its files, run folders and device; the skips."""
+    lines = ["# Figures", "",
+             f"Drawn by `s5bench figures --results {results.as_posix()} --out {out.as_posix()}` "
+             "from the CSVs of the run folders listed; nothing was retrained or re-measured.",
+             ""]
+    for figure in report.figures:
+        png, *others = [f.name for f in figure.files]
+        runs = ", ".join(f"`{p.as_posix()}`" for p in figure.runs)
+        lines += [f"## {figure.title}: {figure.stem}", "",
+                  f"![{figure.title}]({png})", "",
+                  f"- files: {', '.join([png, *others])}",
+                  f"- run folders: {runs}",
+                  f"- device: {figure.device}",
+                  f"- {figure.caption}", ""]
+    if report.skipped:
+        lines += ["## Not drawn", ""] + [f"- {line}" for line in report.skipped] + [""]
+    path = out / "index.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -453,6 +453,10 @@ def _draw_speed_ratio(run: Run, out: Path) -> Figure | str:
         ax.set_yscale("log")
         ax.set_xlabel("sequence length T (steps)")
         ax.set_ylabel("time per call / S5's time (ratio)")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_locator(matplotlib.ticker.LogLocator(base=10, subs=(2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.set_title(_MODE_TITLES.get(mode, mode), fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=8)
@@ -660,7 +664,12 @@ def _draw_popgym_summary(run: Run, out: Path) -> Figure | str:
     left.legend(fontsize=8)
     wall_models = [m for m in models if m in wall.index.get_level_values(0)]
     means = [float(wall.xs(m, level=0).mean()) for m in wall_models]
-    right.bar(wall_models, means, color=[_color(m, extra) for m in wall_models])
+    if wall_models:
+        right.bar(wall_models, means, color=[_color(m, extra) for m in wall_models])
+    else:
+        right.text(0.5, 0.5, "no finished cell\nin summary.csv", ha="center", va="center",
+                   transform=right.transAxes, color="0.4")
+        right.set_xticks([])
     right.set_ylabel("training wall time per cell (s), mean over envs")
     right.set_title("Wall time for the same budget", fontsize=10)
     right.grid(True, axis="y", alpha=0.3)

@@ -266,6 +266,7 @@ def speed(
     The defaults are CPU-sized (B 4, width 64, 2 layers, 5 repeats, 60 s per cell).
     """
     import json
+    import os
 
     from benchmark.results import RunExistsError, collect_meta, make_run_dir, write_json
     from benchmark.speed import (
@@ -306,16 +307,18 @@ def speed(
     except BadInput as error:
         raise _fail(str(error)) from None
 
+    # Timings on a shared machine depend on what else runs: keep the load beside them.
+    session = collect_meta({"load_average": list(os.getloadavg())})
     if resume:
         meta = json.loads((run_dir / "meta.json").read_text()) if (
-            run_dir / "meta.json").is_file() else collect_meta()
-        meta.setdefault("resumed", []).append(collect_meta())
+            run_dir / "meta.json").is_file() else dict(session)
+        meta.setdefault("resumed", []).append(session)
     else:
         try:
             run_dir = make_run_dir(out, run_id, force)
         except (RunExistsError, OSError) as error:
             raise _fail(f"{error} (or --resume to continue it)") from None
-        meta = collect_meta()
+        meta = session
     write_json(run_dir / "config.json", dataclasses.asdict(config))
     write_json(run_dir / "meta.json", meta)
     console.print(f"[bold]s5bench speed[/]: {', '.join(config.models)} x "
@@ -327,6 +330,8 @@ def speed(
         err_console.print(f"interrupted: every finished row is in {run_dir}; continue with "
                           f"--resume --run-id {run_dir.name}")
         raise typer.Exit(code=130) from None
+    session["load_average_end"] = list(os.getloadavg())
+    write_json(run_dir / "meta.json", meta)
     console.print(summary_table(rows, f"median seconds per call on {meta['backend']} "
                                       f"({rows[0]['device'] if rows else '?'})"))
     console.print(f"results: {run_dir}")

@@ -185,6 +185,98 @@ def _backbone_meta(configs) -> dict:
     return meta
 
 
+# ----------------------------------------------------------------------------- memory
+
+
+@app.command()
+def memory(
+    model: Annotated[list[str] | None, typer.Option(
+        "--models", "--model", "-m", help="Backbones from `s5bench models`, comma-separated "
+        "or repeated (default: all, the mlp control included).")] = None,
+    lengths: Annotated[str, typer.Option(
+        help="Memory lengths (steps between the cue and the decision): A..B (every power "
+        "of two from A to B, both powers of two) or a comma list such as 5,10,30.")
+    ] = "4..1024",
+    seeds: Annotated[int, typer.Option(help="Seeds trained at once (a vmap axis).")] = 3,
+    preset: Annotated[str, typer.Option(
+        help="quick (CPU-sized) or paper (Lu et al.'s PPO settings). Per memory length L, "
+        "ppo.num_steps becomes the larger of the preset's and the smallest power of two "
+        ">= L + 1 (one whole episode), and ppo.num_envs shrinks by the same factor (not "
+        "below ppo.num_minibatches) so updates keep the preset's size; the previous-action "
+        "input is off (it could carry the cue).")] = "quick",
+    total_steps: Annotated[int | None, typer.Option(
+        help="Environment steps per seed and memory length (overrides the preset's "
+        "ppo.total_timesteps).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override any config field after the per-length choice above, e.g. "
+        "--set ppo.lr=3e-4; repeatable. The rollout must still cover an episode.")] = None,
+    seed: Annotated[int, typer.Option(help="Base seed; seed i uses key(seed + i).")] = 0,
+    out: Annotated[Path, typer.Option(help="Parent folder of the run folder.")] = Path(
+        "results/memory"),
+    run_id: Annotated[str | None, typer.Option(
+        help="Name of the run folder (default: the start time).")] = None,
+    force: Annotated[bool, typer.Option(
+        help="Overwrite the CSVs of an existing run folder.")] = False,
+) -> None:
+    """Train backbones with PPO on bsuite's MemoryChain over a sweep of memory lengths.
+
+    The cue shows at the first step; L steps later the agent must take the action it
+    named (+1 right, -1 wrong; no memory scores 0). One compiled program per (model,
+    length), seeds vmapped. Writes OUT/RUN_ID/ with config.json, meta.json, curves.csv
+    (one row per model, memory_length, seed and update) and summary.csv (one row per
+    model, memory_length and seed, with success = best return >= 0.8, i.e. at least 90%
+    of cues recalled).
+    """
+    from benchmark.memory import ENV_ID, SUCCESS_RETURN, build_cells
+    from benchmark.speed import parse_lengths
+
+    try:
+        names = _validate_models(_split(model)) if model is not None else _model_names()
+        try:
+            memory_lengths = parse_lengths(lengths)
+        except ValueError as error:
+            raise BadInput(f"--lengths: {error}") from None
+        try:
+            cells = build_cells(names, memory_lengths, preset, seeds, seed, total_steps,
+                                set_ or [])
+        except ValueError as error:
+            raise BadInput(str(error)) from None
+    except BadInput as error:
+        raise _fail(str(error)) from None
+    settings = {"command": "memory", "env_id": ENV_ID, "success_return": SUCCESS_RETURN,
+                "models": names, "memory_lengths": memory_lengths}
+    _run_memory_cells(cells, settings, out, run_id, force)
+
+
+def _run_memory_cells(cells: list, settings: dict, out: Path, run_id: str | None,
+                      force: bool) -> None:
+    """Create the run folder, write config/meta, train every cell, print the summary."""
+    from benchmark.config import to_dict
+    from benchmark.experiment import run_cells, summary_table
+    from benchmark.memory import EXTRA_SUMMARY, LABEL_COLUMNS
+    from benchmark.results import RunExistsError, collect_meta, make_run_dir, write_json
+
+    try:
+        run_dir = make_run_dir(out, run_id, force)
+    except (RunExistsError, OSError) as error:
+        raise _fail(str(error)) from None
+    runs = [{**to_dict(cell.config), "memory_length": cell.labels["memory_length"],
+             "env_params": dict(cell.env_params)} for cell in cells]
+    write_json(run_dir / "config.json", {**settings, "runs": runs})
+    write_json(run_dir / "meta.json",
+               collect_meta(_backbone_meta(cell.config for cell in cells)))
+    console.print(f"[bold]s5bench memory[/]: {len(cells)} cell(s), writing to {run_dir}")
+    try:
+        rows = run_cells(cells, run_dir, LABEL_COLUMNS, console, extra_summary=EXTRA_SUMMARY)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: every finished row is in {run_dir}")
+        raise typer.Exit(code=130) from None
+    console.print(summary_table(rows, LABEL_COLUMNS, "memory: mean over seeds"))
+    console.print(f"results: {run_dir}")
+    if any(row["status"] != "ok" for row in rows):
+        raise typer.Exit(code=1)
+
+
 # ----------------------------------------------------------------------------- figures
 
 

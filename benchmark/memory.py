@@ -1,0 +1,133 @@
+"""The memory-length experiment: bsuite's MemoryChain swept over memory lengths.
+
+Lu et al. (2023, §5.1) train an actor-critic on bsuite's memory-length task (Osband et
+al., "Behaviour Suite for Reinforcement Learning", 2020) with the LSTM swapped for
+attention or S5, and plot return and training time against memory length. The task is a
+T-maze: the first observation shows a cue (+1 or -1), the agent walks ``L`` more steps
+(the observation shows only the time left) and at the last step must take the action the
+cue named: reward +1 if right, -1 if wrong, 0 on every other step. An episode is ``L + 1``
+steps; a policy without memory scores 0 on average, one that remembers scores 1.
+
+The environment is gymnax's ``MemoryChain-bsuite`` (a port of bsuite's ``memory_chain``),
+with ``memory_length`` set through its ``EnvParams``. Each (model, memory length) is one
+``Cell``: one compiled program, all seeds vmapped, trained by the one PPO loop
+(``benchmark.experiment.run_cells``). Everything here is host-side configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from benchmark.config import RunConfig, make_preset, override, with_total_timesteps
+from benchmark.experiment import Cell
+
+ENV_ID = "MemoryChain-bsuite"
+LABEL_COLUMNS = ("model", "memory_length")
+# A cell-seed succeeds when its best mean return (best window of 10% of the updates,
+# see ``experiment.summarize_returns``) reaches this: at least 90% of cues recalled,
+# since return = 2 * (fraction correct) - 1. Chance (no memory) is 0.
+SUCCESS_RETURN = 0.8
+
+
+def episode_steps(memory_length: int) -> int:
+    """Steps in one MemoryChain episode: the cue step, then ``memory_length`` more."""
+    return memory_length + 1
+
+
+def rollout_length(memory_length: int, preset_num_steps: int) -> int:
+    """``ppo.num_steps`` for a memory length: the preset's, or more to cover one episode.
+
+    The smallest power of two that is at least ``memory_length + 1`` (an episode), if that
+    is longer than the preset's rollout; so a whole episode fits in one training sequence
+    and the gradient can reach the cue from the decision.
+    """
+    needed = 1 << (episode_steps(memory_length) - 1).bit_length()
+    return max(preset_num_steps, needed)
+
+
+def env_params(memory_length: int) -> dict[str, int]:
+    """MemoryChain ``EnvParams`` fields for ``memory_length``.
+
+    gymnax's default time limit (1000 steps) would truncate episodes of memory length
+    999 and more before the decision step; the limit is set one step past the episode, so
+    episodes always end by termination.
+    """
+    return {"memory_length": memory_length,
+            "max_steps_in_episode": episode_steps(memory_length) + 1}
+
+
+def memory_config(base: RunConfig, memory_length: int) -> RunConfig:
+    """Adapt a preset to one memory length (before any ``--set`` overrides).
+
+    - ``ppo.num_steps`` = ``rollout_length(memory_length, preset num_steps)``;
+    - ``ppo.num_envs`` shrinks by the same factor (never below ``num_minibatches``), so an
+      update still has the preset's environment steps and the number of updates stays
+      the same across memory lengths;
+    - ``env.previous_action`` is off: with two actions and a one-bit cue, a feed-forward
+      policy could carry the cue in its own previous action (repeat the cued action every
+      step), which would defeat the point of the task.
+    """
+    ppo = base.ppo
+    num_steps = rollout_length(memory_length, ppo.num_steps)
+    num_envs = ppo.num_envs * ppo.num_steps // num_steps
+    num_envs = max(ppo.num_minibatches, num_envs - num_envs % ppo.num_minibatches)
+    total = max(ppo.total_timesteps, num_envs * num_steps)
+    return dataclasses.replace(
+        base,
+        ppo=dataclasses.replace(ppo, num_steps=num_steps, num_envs=num_envs,
+                                total_timesteps=total),
+        env=dataclasses.replace(base.env, env_id=ENV_ID, previous_action=False),
+    )
+
+
+def validate_lengths(lengths: Sequence[int]) -> list[int]:
+    """Distinct memory lengths in the given order; a ValueError if any is below 1."""
+    if not lengths:
+        raise ValueError("no memory length given (e.g. --lengths 4..64 or --lengths 4,8,16)")
+    for length in lengths:
+        if length < 1:
+            raise ValueError(f"memory lengths must be at least 1, got {length}")
+    return list(dict.fromkeys(lengths))
+
+
+def build_cells(models: Sequence[str], lengths: Sequence[int], preset: str, seeds: int,
+                seed: int = 0, total_steps: int | None = None,
+                assignments: Sequence[str] = ()) -> list[Cell]:
+    """One ``Cell`` per (model, memory length); a ValueError names any bad setting.
+
+    Order: preset -> ``memory_config`` -> ``--set`` assignments -> ``--total-steps``.
+    An override that leaves the rollout shorter than an episode is an error.
+    """
+    if seeds <= 0:
+        raise ValueError(f"--seeds must be a positive integer, got {seeds}")
+    if total_steps is not None and total_steps <= 0:
+        raise ValueError(f"--total-steps must be a positive integer, got {total_steps}")
+    cells = []
+    for model in models:
+        for length in validate_lengths(lengths):
+            config = make_preset(preset, model, ENV_ID, num_seeds=seeds)
+            config = memory_config(dataclasses.replace(config, seed=seed), length)
+            config = override(config, list(assignments))
+            if total_steps is not None:
+                config = with_total_timesteps(config, total_steps)
+            if config.ppo.num_steps < episode_steps(length):
+                raise ValueError(
+                    f"ppo.num_steps={config.ppo.num_steps} does not cover an episode of "
+                    f"memory length {length} ({episode_steps(length)} steps)")
+            cells.append(Cell({"model": model, "memory_length": length}, config,
+                              env_params=env_params(length)))
+    return cells
+
+
+def success(row: dict[str, Any]) -> bool | None:
+    """The summary's ``success`` column: best return >= SUCCESS_RETURN (None if unknown)."""
+    best = row.get("best_return")
+    if best is None or (isinstance(best, float) and math.isnan(best)):
+        return None
+    return bool(best >= SUCCESS_RETURN)
+
+
+EXTRA_SUMMARY = {"success": success}

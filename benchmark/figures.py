@@ -513,7 +513,7 @@ def _draw_memory_length(run: Run, out: Path) -> Figure | str:
         left.fill_between(stats.index, stats["lo"], stats["hi"], color=color, alpha=0.15, lw=0)
         right.plot(stats.index, stats["wall"], marker="o", ms=4, color=color, label=model)
     left.axhline(0.0, color="k", lw=0.8, ls=":", label="chance (no memory)")
-    left.set_ylim(-1.05, 1.05)
+    left.set_ylim(min(-0.25, float(ok["final_return"].min()) - 0.05), 1.05)
     left.set_ylabel("final mean episodic return")
     left.set_title(f"Return (mean over {seeds} seeds; band: min-max)", fontsize=10)
     right.set_ylabel("training wall time per cell (s)")
@@ -532,7 +532,8 @@ def _draw_memory_length(run: Run, out: Path) -> Figure | str:
     solved = memory_success_lengths(summary)
     if solved:
         threshold = run.config.get("success_return", "the run's threshold")
-        parts = [f"{m}: {'none' if v is None else v}" for m, v in solved.items()]
+        parts = [f"{m}: {'none' if solved[m] is None else solved[m]}"
+                 for m in _model_order(solved)]
         caption += (" Largest memory length up to which every length succeeded (success: "
                     f"best return, the best window of 10% of the updates, >= {threshold}, "
                     "for most seeds): " + ", ".join(parts) + ".")
@@ -730,7 +731,7 @@ def write_index(out: Path, report: Report, results: Path) -> Path:
     for figure in report.figures:
         png, *others = [f.name for f in figure.files]
         runs = ", ".join(f"`{p.as_posix()}`" for p in figure.runs)
-        lines += [f"## {figure.title}: {figure.stem}", "",
+        lines += [f"## {figure.title} (`{figure.stem}`)", "",
                   f"![{figure.title}]({png})", "",
                   f"- files: {', '.join([png, *others])}",
                   f"- run folders: {runs}",

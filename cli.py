@@ -432,6 +432,107 @@ def speed(
         raise typer.Exit(code=1)
 
 
+# ----------------------------------------------------------------------------- meta
+
+
+@app.command()
+def meta(
+    model: Annotated[list[str] | None, typer.Option(
+        "--models", "--model", "-m", help="Backbones from `s5bench models`, comma-separated "
+        "or repeated (default: all, the mlp control included).")] = None,
+    suite: Annotated[str, typer.Option(
+        help="Training suite (`s5bench envs --suite meta`): MetaControl (gymnax Pendulum, "
+        "MountainCarContinuous, Reacher, Swimmer and POPGym's PositionOnlyPendulumEasy), "
+        "ProjectedCartPole or ProjectedBandit.")] = "MetaControl",
+    held_out: Annotated[str, typer.Option(
+        help="Evaluation-only suite, sharing no environment with the training suite "
+        "(default: the suite's own, MetaControlHeldOut for MetaControl), or none.")
+    ] = "default",
+    trials: Annotated[int | None, typer.Option(
+        help="K: trials per meta-episode (default: quick 4, paper 16).")] = None,
+    trial_length: Annotated[int | None, typer.Option(
+        help="Cap on one trial's steps, 0 for each environment's own limit (default: quick "
+        "32, paper 200).")] = None,
+    eval_episodes: Annotated[int, typer.Option(
+        help="Evaluation meta-episodes per seed and base environment.")] = 64,
+    seeds: Annotated[int, typer.Option(help="Seeds trained at once (a vmap axis).")] = 1,
+    preset: Annotated[str, typer.Option(
+        help="quick (CPU-sized, minutes) or paper (Lu et al.'s PPO settings).")] = "quick",
+    total_steps: Annotated[int | None, typer.Option(
+        help="Environment steps per seed (overrides the preset's ppo.total_timesteps).")
+    ] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override any config field, e.g. --set ppo.lr=3e-4; repeatable.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Base seed; seed i uses key(seed + i).")] = 0,
+    out: Annotated[Path, typer.Option(help="Parent folder of the run folder.")] = Path(
+        "results/meta"),
+    run_id: Annotated[str | None, typer.Option(
+        help="Name of the run folder (default: the start time).")] = None,
+    force: Annotated[bool, typer.Option(
+        help="Overwrite the CSVs of an existing run folder.")] = False,
+) -> None:
+    """In-context meta-RL: train on randomly projected tasks, evaluate trial by trial.
+
+    Each meta-episode samples a base environment of the suite and random observation and
+    action projections, and runs K trials of it; the agent's carry resets only between
+    meta-episodes (envs/meta.py). After training, the policy is evaluated with no gradient
+    step on fresh projections of every training and held-out environment. Writes
+    OUT/RUN_ID/ with config.json, meta.json, curves.csv, summary.csv and trials.csv (one
+    row per model, seed, split, base env and trial index: the in-context learning curve).
+    """
+    from benchmark.meta import build_cells, make_settings
+
+    try:
+        names = _validate_models(_split(model)) if model is not None else _model_names()
+        try:
+            settings = make_settings(preset, suite, held_out, trials, trial_length,
+                                     eval_episodes=eval_episodes)
+            cells = build_cells(names, settings, preset, seeds, seed, total_steps, set_ or [])
+        except ValueError as error:
+            raise BadInput(str(error)) from None
+    except BadInput as error:
+        raise _fail(str(error)) from None
+    _run_meta_cells(cells, settings, out, run_id, force)
+
+
+def _run_meta_cells(cells: list, settings, out: Path, run_id: str | None,
+                    force: bool) -> None:
+    """Create the run folder, write config/meta, train and evaluate, print the summary."""
+    from rich.table import Table
+
+    from benchmark.config import to_dict
+    from benchmark.experiment import summary_table
+    from benchmark.meta import LABEL_COLUMNS, run_meta, trial_table_rows
+    from benchmark.results import RunExistsError, collect_meta, make_run_dir, write_json
+
+    try:
+        run_dir = make_run_dir(out, run_id, force)
+    except (RunExistsError, OSError) as error:
+        raise _fail(str(error)) from None
+    write_json(run_dir / "config.json", {"command": "meta", **dataclasses.asdict(settings),
+                                         "runs": [to_dict(cell.config) for cell in cells]})
+    write_json(run_dir / "meta.json",
+               collect_meta(_backbone_meta(cell.config for cell in cells)))
+    console.print(f"[bold]s5bench meta[/]: {len(cells)} cell(s) on {settings.suite}, "
+                  f"K={settings.num_trials}, writing to {run_dir}")
+    try:
+        rows, trials = run_meta(cells, settings, run_dir, console)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: every finished row is in {run_dir}")
+        raise typer.Exit(code=130) from None
+    console.print(summary_table(rows, LABEL_COLUMNS, "meta training: mean over seeds"))
+    table = Table(title="meta evaluation: mean return per trial (over base envs and seeds)")
+    for name in ("model", "split", "K", "trial 1", "trial K"):
+        table.add_column(name, justify="left" if name in ("model", "split") else "right")
+    for model_name, split, last, first_return, last_return in trial_table_rows(trials):
+        table.add_row(model_name, split, str(last), f"{first_return:.3f}", f"{last_return:.3f}")
+    console.print(table)
+    console.print(f"results: {run_dir}")
+    if any(row["status"] != "ok" for row in rows):
+        raise typer.Exit(code=1)
+
+
 # ----------------------------------------------------------------------------- listings
 
 
@@ -447,7 +548,7 @@ def models() -> None:
 @app.command()
 def envs(
     suite: Annotated[str | None, typer.Option(
-        help="Only this suite (popgym, probe, gymnax).")] = None,
+        help="Only this suite (popgym, probe, meta, gymnax).")] = None,
     bench: Annotated[bool, typer.Option(
         "--bench", help="Measure env-only steps/s of each JAX port (vmapped, compiled) "
         "beside the reference popgym package, and write env_bench.csv.")] = False,

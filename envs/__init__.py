@@ -7,6 +7,7 @@ An unknown id raises a ValueError that names close matches.
 
 from __future__ import annotations
 
+from envs import meta as _meta
 from envs import popgym as _popgym
 from envs.probes import MemoryProbe
 from envs.registry import (
@@ -33,6 +34,13 @@ def _register_builtin() -> None:
             if f"{family}{difficulty}" in ENVS:
                 register_alias(f"{alias}{difficulty}", f"{family}{difficulty}")
     register("MemoryProbe", EnvEntry(MemoryProbe, "probe", "MemoryProbe", truncates=False))
+    # Meta-RL (envs/meta.py): the bandit probe's base env, and one MetaEnv per named suite;
+    # meta-episodes end by `terminated` only.
+    register("DelayedBandit", EnvEntry(_meta.DelayedBandit, "meta", "DelayedBandit",
+                                       truncates=False))
+    for suite in _meta.SUITES:
+        register(suite, EnvEntry(lambda _s=suite, **kw: _meta.make_meta_env(_s, **kw), "meta",
+                                 suite, truncates=False))
 
 
 _register_builtin()

@@ -262,9 +262,11 @@ def draw_figures(results: Path, out: Path) -> Report:
     results, out = Path(results), Path(out)
     if not results.is_dir():
         raise FileNotFoundError(f"results folder {results} does not exist")
+    from benchmark.figures_meta import draw_meta_figures, meta_run_folders
+
     runs = load_runs(results)
     report = Report()
-    if not runs:
+    if not runs and not meta_run_folders(results):
         return report
     by_kind: dict[str, list[Run]] = {}
     for run in runs:
@@ -291,6 +293,7 @@ def draw_figures(results: Path, out: Path) -> Report:
                 report.skipped.append(f"{FIGURE_TITLES[kind]} ({run.name}): {outcome}")
             else:
                 report.figures.append(outcome)
+    draw_meta_figures(results, out, report)  # meta-RL runs (trials.csv): figures_meta.py
     report.index = write_index(out, report, results)
     return report
 

@@ -165,3 +165,27 @@ def test_meta_command_writes_run_folder(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["command"] == "meta" and config["num_trials"] == 2
     assert (run / "curves.csv").is_file() and (run / "summary.csv").is_file()
+
+
+def test_meta_figures_from_csvs_only(tmp_path):
+    """`draw_figures` draws meta_trials and meta_curves from a meta run's CSVs alone."""
+    from benchmark.experiment import CURVE_COLUMNS
+    from benchmark.figures import draw_figures
+
+    run = tmp_path / "results" / "meta" / "r"
+    run.mkdir(parents=True)
+    trials = [{"model": m, "seed": s, "split": split, "suite": "S", "env": e, "trial": t,
+               "mean_return": 0.1 * t + s, "meta_episodes": 4}
+              for m in ("s5", "gru") for s in (0, 1) for split, e in (("train", "A"),
+                                                                       ("held-out", "B"))
+              for t in (1, 2, 3)]
+    pd.DataFrame(trials, columns=TRIAL_COLUMNS).to_csv(run / "trials.csv", index=False)
+    curves = [{"model": m, "suite": "S", "seed": s, "update": u, "env_steps": 100 * u,
+               "mean_return": float(u), **{c: 0.0 for c in CURVE_COLUMNS[5:]}}
+              for m in ("s5", "gru") for s in (0, 1) for u in (1, 2, 3)]
+    pd.DataFrame(curves).to_csv(run / "curves.csv", index=False)
+    report = draw_figures(tmp_path / "results", tmp_path / "figures")
+    kinds = sorted(f.kind for f in report.figures)
+    assert kinds == ["meta_curves", "meta_trials"], report.skipped
+    assert all(path.is_file() for f in report.figures for path in f.files)
+    assert "meta_trials_meta-r" in (tmp_path / "figures" / "index.md").read_text()

@@ -155,11 +155,12 @@ class S5SSM(nn.Module):
         v = jnp.asarray(init.eigenvectors, jnp.complex64)
         v_inv = jnp.asarray(init.eigenvectors_inv, jnp.complex64)
 
+        eigenvalues = init.eigenvalues
         lambda_re = self.param(
-            "lambda_re", lambda _k, s: jnp.asarray(init.eigenvalues.real, jnp.float32), (num_states,)
+            "lambda_re", lambda _k, s: jnp.asarray(eigenvalues.real, jnp.float32), (num_states,)
         )
         lambda_im = self.param(
-            "lambda_im", lambda _k, s: jnp.asarray(init.eigenvalues.imag, jnp.float32), (num_states,)
+            "lambda_im", lambda _k, s: jnp.asarray(eigenvalues.imag, jnp.float32), (num_states,)
         )
 
         def init_b(key, shape):

@@ -71,7 +71,7 @@ def place_ships(key: jax.Array, board_size: int, ship_sizes=SHIP_SIZES) -> jax.A
     cols = jnp.arange(size)[None, :]
     # One uniform per ship (a single threefry call keeps compile time down).
     uniforms = jax.random.uniform(key, (len(ship_sizes),))
-    for ship, u in zip(ship_sizes, uniforms):
+    for ship, u in zip(ship_sizes, uniforms, strict=True):
         # free[axis, r, c]: the segment from (r, c) along axis (0: down, 1: right) fits.
         padded = jnp.pad(board, ((0, ship), (0, ship)), constant_values=True)
         down = jnp.zeros((size, size), bool)

@@ -172,7 +172,7 @@ def place_entrances(uniforms: jax.Array, h: int, w: int) -> tuple[jax.Array, jax
 
 
 def local_view(grid: jax.Array, position: jax.Array) -> jax.Array:
-    """popgym's ``MazeEnv.local_view``: the 3 x 3 window, cut at the edge and padded after; int32 ``[9]``."""
+    """popgym's ``MazeEnv.local_view``: the 3 x 3 window, cut at the edge, padded; int32 ``[9]``."""
     y, x = position[0], position[1]
     y0, x0 = jnp.maximum(y - 1, 0), jnp.maximum(x - 1, 0)
     padded = jnp.pad(grid, ((0, 2), (0, 2)), constant_values=OBSTACLE)

@@ -70,11 +70,7 @@ def run_lockstep(
 
 
 def _has_get_obs(env) -> bool:
-    try:
-        type(env).get_obs
-    except AttributeError:
-        return False
-    return True
+    return hasattr(type(env), "get_obs")
 
 
 def _assert_equal(ref_obs, port_obs):

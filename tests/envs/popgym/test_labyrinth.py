@@ -25,7 +25,7 @@ def _port_mazes(rooms: int, n: int, seed: int, budget: int | None = None):
         return (grid, *labyrinth.draw_entrances(entrance_key, rooms, rooms))
 
     grids, starts, ends = jax.device_get(draw(jax.random.split(jax.random.key(seed), n)))
-    return [(g, tuple(s), tuple(e)) for g, s, e in zip(grids, starts, ends)]
+    return [(g, tuple(s), tuple(e)) for g, s, e in zip(grids, starts, ends, strict=True)]
 
 
 def _compare(ref_mazes, port_mazes, names=STATISTICS):

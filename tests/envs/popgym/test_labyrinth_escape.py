@@ -56,7 +56,7 @@ def test_lockstep_escape(env_id):
         ref.reset(seed=seed)
         path = shortest_path(ref.maze.grid, ref.position, ref.maze.end)
         actions = iter(path)
-        length = run_lockstep(ref, port, translate, lambda rng: next(actions), seed)
+        length = run_lockstep(ref, port, translate, lambda rng, actions=actions: next(actions), seed)
         assert length == len(path)
     assert params.max_steps_in_episode == 1023
 

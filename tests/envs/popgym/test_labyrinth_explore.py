@@ -55,7 +55,7 @@ def test_lockstep_full_tour(env_id):
         ref.reset(seed=seed)
         path = tour(ref.maze.grid, ref.position)
         actions = iter(path)
-        length = run_lockstep(ref, port, translate, lambda rng: next(actions), seed)
+        length = run_lockstep(ref, port, translate, lambda rng, actions=actions: next(actions), seed)
         assert length == len(path)
 
 

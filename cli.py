@@ -78,12 +78,12 @@ def _validate_envs(selections: list[str]) -> list[str]:
 def _build_run_configs(models: list[str], env_ids: list[str], preset: str, seeds: int,
                        seed: int, total_steps: int | None, assignments: list[str]):
     """One validated ``RunConfig`` per (model, env); raises BadInput on any bad value."""
-    from benchmark.config import make_preset, override, with_total_timesteps
+    from benchmark.config import check_run_size, make_preset, override, with_total_timesteps
 
-    if seeds <= 0:
-        raise BadInput(f"--seeds must be a positive integer, got {seeds}")
-    if total_steps is not None and total_steps <= 0:
-        raise BadInput(f"--total-steps must be a positive integer, got {total_steps}")
+    try:
+        check_run_size(seeds, total_steps)
+    except ValueError as error:
+        raise BadInput(str(error)) from None
     configs = {}
     for model in models:
         for env_id in env_ids:

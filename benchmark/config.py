@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,6 +221,14 @@ def override(config: RunConfig, assignments: list[str]) -> RunConfig:
     return config
 
 
+def check_run_size(seeds: int, total_steps: int | None) -> None:
+    """The command-line sizes every training command takes; ValueError names a bad one."""
+    if seeds <= 0:
+        raise ValueError(f"--seeds must be a positive integer, got {seeds}")
+    if total_steps is not None and total_steps <= 0:
+        raise ValueError(f"--total-steps must be a positive integer, got {total_steps}")
+
+
 def with_total_timesteps(config: RunConfig, total: int) -> RunConfig:
     return dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, total_timesteps=total))
 
@@ -250,9 +257,3 @@ def from_dict(data: dict) -> RunConfig:
 def to_json(config: RunConfig) -> str:
     return json.dumps(to_dict(config), indent=2, sort_keys=True)
 
-
-def describe_steps(config: RunConfig) -> str:
-    p = config.ppo
-    return (f"{p.num_updates} updates x {p.num_envs} envs x {p.num_steps} steps "
-            f"= {p.num_updates * p.steps_per_update:,} steps/seed "
-            f"({math.ceil(p.num_updates / p.chunk_size)} chunks)")

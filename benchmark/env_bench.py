@@ -2,11 +2,11 @@
 
 The port is timed as the PPO loop uses it: ``batch`` environments stepped in lock-step by a
 ``vmap``ped gymnax ``step`` (auto-reset included) inside a ``lax.scan`` of ``num_steps``,
-with uniformly random actions drawn inside the scan. Compilation is timed apart; the
-median of ``repeats`` calls (each ending in ``block_until_ready``) after one warm-up call
-gives steps per second. The reference is the ``popgym`` package (numpy + gymnasium) stepped
-in one Python process with random actions, resetting when an episode ends: the way most
-PyTorch POPGym pipelines collect data, one environment per worker.
+with uniformly random actions drawn inside the scan. ``benchmark.timing.time_function``
+times it (compile apart, one warm-up, the median of ``repeats`` calls, each from the same
+start state and ending in ``block_until_ready``). The reference is the ``popgym`` package
+(numpy + gymnasium) stepped in one Python process with random actions, resetting when an
+episode ends: the way most PyTorch POPGym pipelines collect data, one environment per worker.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 
 import jax
-import numpy as np
 
+from benchmark.timing import time_function
 from envs import make
 
 BENCH_COLUMNS = ("env", "batch", "num_steps", "compile_s", "port_steps_per_s",
@@ -63,22 +63,15 @@ def time_port(env_id: str, config: EnvBenchConfig) -> dict[str, float]:
     key = jax.random.key(0)
     _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, config.batch),
                                                         params)
-    start = time.perf_counter()
-    compiled = jax.jit(rollout).lower(key, state).compile()
-    compile_s = time.perf_counter() - start
-    key, state, _ = jax.block_until_ready(compiled(key, state))  # warm-up
-    times = []
-    for _ in range(config.repeats):
-        start = time.perf_counter()
-        key, state, total = compiled(key, state)
-        jax.block_until_ready(total)
-        times.append(time.perf_counter() - start)
+    # The speed harness's timer: compile apart, warm up, repeats ending in
+    # block_until_ready, and a check that nothing recompiles between them.
+    timing = time_function(rollout, (key, state), repeats=config.repeats)
     steps = config.batch * config.num_steps
     return {
-        "compile_s": compile_s,
-        "port_steps_per_s": steps / float(np.median(times)),
-        "port_min_steps_per_s": steps / max(times),
-        "port_max_steps_per_s": steps / min(times),
+        "compile_s": timing.compile_s,
+        "port_steps_per_s": steps / timing.median_s,
+        "port_min_steps_per_s": steps / timing.max_s,
+        "port_max_steps_per_s": steps / timing.min_s,
     }
 
 

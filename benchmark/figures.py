@@ -496,13 +496,21 @@ def memory_success_lengths(summary: pd.DataFrame) -> dict[str, int | None]:
     return result
 
 
-def _draw_memory_length(run: Run, out: Path) -> Figure | str:
+def _ok_summary_rows(run: Run) -> pd.DataFrame | str:
+    """summary.csv rows with status ok and a final return, or why there are none."""
     if "summary" not in run.tables:
         return "no summary.csv"
     summary = run.tables["summary"]
     ok = summary[(summary["status"].astype(str) == "ok") & summary["final_return"].notna()]
     if ok.empty:
         return f"{run.files['summary']} has no row with status ok"
+    return ok
+
+
+def _draw_memory_length(run: Run, out: Path) -> Figure | str:
+    ok = _ok_summary_rows(run)
+    if isinstance(ok, str):
+        return ok
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
     extra: dict[str, str] = {}
     seeds = int(ok.groupby(["model", "memory_length"]).size().max())
@@ -532,7 +540,7 @@ def _draw_memory_length(run: Run, out: Path) -> Figure | str:
     stem = f"memory_length_{run.slug}"
     caption = ("Final return = mean episodic return over the last 10% of updates; return "
                "1 = every cue recalled, 0 = chance.")
-    solved = memory_success_lengths(summary)
+    solved = memory_success_lengths(run.tables["summary"])
     if solved:
         threshold = run.config.get("success_return", "the run's threshold")
         parts = [f"{m}: {'none' if solved[m] is None else solved[m]}"
@@ -687,12 +695,9 @@ def _draw_popgym_summary(run: Run, out: Path) -> Figure | str:
 
 
 def _draw_return_vs_cost(run: Run, out: Path) -> Figure | str:
-    if "summary" not in run.tables:
-        return "no summary.csv"
-    summary = run.tables["summary"]
-    ok = summary[(summary["status"].astype(str) == "ok") & summary["final_return"].notna()]
-    if ok.empty:
-        return f"{run.files['summary']} has no row with status ok"
+    ok = _ok_summary_rows(run)
+    if isinstance(ok, str):
+        return ok
     cells = ok.groupby([ok["model"].astype(str), ok["env"].astype(str)]).agg(
         final=("final_return", "mean"), wall=("wall_s", "max"))
     envs = list(dict.fromkeys(cells.index.get_level_values(1)))

@@ -21,7 +21,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from benchmark.config import RunConfig, make_preset, override, with_total_timesteps
+from benchmark.config import (
+    RunConfig,
+    check_run_size,
+    make_preset,
+    override,
+    with_total_timesteps,
+)
 from benchmark.experiment import Cell
 
 ENV_ID = "MemoryChain-bsuite"
@@ -101,10 +107,7 @@ def build_cells(models: Sequence[str], lengths: Sequence[int], preset: str, seed
     Order: preset -> ``memory_config`` -> ``--set`` assignments -> ``--total-steps``.
     An override that leaves the rollout shorter than an episode is an error.
     """
-    if seeds <= 0:
-        raise ValueError(f"--seeds must be a positive integer, got {seeds}")
-    if total_steps is not None and total_steps <= 0:
-        raise ValueError(f"--total-steps must be a positive integer, got {total_steps}")
+    check_run_size(seeds, total_steps)
     cells = []
     for model in models:
         for length in validate_lengths(lengths):

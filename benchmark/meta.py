@@ -34,6 +34,7 @@ from benchmark.config import (
     PRESETS,
     EnvConfig,
     RunConfig,
+    check_run_size,
     make_preset,
     override,
     with_total_timesteps,
@@ -144,10 +145,7 @@ def build_cells(models: Sequence[str], settings: MetaSettings, preset: str, seed
     The previous-action wrapper is off: the meta observation already carries the previous
     action (and reward and trial-start flag).
     """
-    if seeds <= 0:
-        raise ValueError(f"--seeds must be a positive integer, got {seeds}")
-    if total_steps is not None and total_steps <= 0:
-        raise ValueError(f"--total-steps must be a positive integer, got {total_steps}")
+    check_run_size(seeds, total_steps)
     cells = []
     for model in models:
         config = make_preset(preset, model, settings.suite, num_seeds=seeds)

@@ -4,7 +4,7 @@
 one seed: ``init(key) -> RunnerState`` and ``run_chunk(state) -> (state, metrics)``, which
 performs ``config.chunk_size`` updates inside one ``lax.scan``. Callers ``vmap`` them over
 seeds and ``jit`` them; between chunks the host updates the progress display and writes
-CSV rows. ``train(key)`` runs a whole training run in one call (for tests and sweeps).
+CSV rows (``benchmark/run.py`` is that host loop).
 
 The network is used only through ``network.apply(params, carry, obs, resets)`` and
 ``network.initialize_carry(batch)``: the loop never knows which backbone it trains.
@@ -102,6 +102,44 @@ def split_minibatches(key, carry, batch, num_minibatches: int):
     return carry, batch
 
 
+def make_minibatch_update(config: PPOConfig, network, optimizer: optax.GradientTransformation):
+    """The PPO gradient step on one minibatch: loss, backward, clipped Adam update.
+
+    This is the unit of work of a PPO update, shared by ``make_train`` and the speed
+    benchmark's ``train`` mode so that the two never drift apart.
+
+    Returns:
+      ``update(params, opt_state, carry, batch, advantages, returns) -> (params, opt_state,
+      loss, aux)``, pure. ``batch`` is anything with ``obs [T, B, D]`` and ``resets``,
+      ``action``, ``log_prob``, ``value`` ``[T, B]`` (a ``Transition``); ``carry`` is the
+      backbone carry each sequence started from.
+    """
+
+    def _loss(params, carry, batch, advantages, returns):
+        _, pi, value = network.apply(params, carry, batch.obs, batch.resets)
+        return ppo_loss(
+            log_prob=pi.log_prob(batch.action),
+            old_log_prob=batch.log_prob,
+            value=value,
+            old_value=batch.value,
+            advantages=normalize(advantages),
+            returns=returns,
+            entropy=pi.entropy(),
+            clip_eps=config.clip_eps,
+            vf_coef=config.vf_coef,
+            ent_coef=config.ent_coef,
+        )
+
+    grad_fn = jax.value_and_grad(_loss, has_aux=True)
+
+    def update(params, opt_state, carry, batch, advantages, returns):
+        (loss, aux), grads = grad_fn(params, carry, batch, advantages, returns)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, aux
+
+    return update
+
+
 def make_train(config: PPOConfig, network, env, env_params, bootstrap_truncated: bool = True
                ) -> Trainer:
     """Build the PPO trainer for one seed.
@@ -174,23 +212,7 @@ def make_train(config: PPOConfig, network, env, env_params, bootstrap_truncated:
         next_resets = jnp.logical_or(terminated, truncated)
         return (env_state, next_obs, next_resets, carry, key), transition
 
-    def _loss(params, carry, batch: Transition, advantages, returns):
-        _, pi, value = network.apply(params, carry, batch.obs, batch.resets)
-        loss, aux = ppo_loss(
-            log_prob=pi.log_prob(batch.action),
-            old_log_prob=batch.log_prob,
-            value=value,
-            old_value=batch.value,
-            advantages=normalize(advantages),
-            returns=returns,
-            entropy=pi.entropy(),
-            clip_eps=config.clip_eps,
-            vf_coef=config.vf_coef,
-            ent_coef=config.ent_coef,
-        )
-        return loss, aux
-
-    grad_fn = jax.value_and_grad(_loss, has_aux=True)
+    minibatch_update = make_minibatch_update(config, network, optimizer)
 
     def _update(runner: RunnerState, _):
         start_carry = runner.carry
@@ -216,10 +238,7 @@ def make_train(config: PPOConfig, network, env, env_params, bootstrap_truncated:
 
             def _minibatch(inner, mb):
                 params, opt_state = inner
-                c, b, a, r = mb
-                (loss, aux), grads = grad_fn(params, c, b, a, r)
-                updates, opt_state = optimizer.update(grads, opt_state, params)
-                params = optax.apply_updates(params, updates)
+                params, opt_state, loss, aux = minibatch_update(params, opt_state, *mb)
                 return (params, opt_state), {"loss": loss, **aux}
 
             (params, opt_state), losses = jax.lax.scan(
@@ -261,14 +280,3 @@ def make_train(config: PPOConfig, network, env, env_params, bootstrap_truncated:
         chunk_size=config.chunk_size,
     )
 
-
-def train(trainer: Trainer, key: jax.Array):
-    """Run all chunks of one seed; returns ``(final RunnerState, metrics [num_updates])``."""
-    init = jax.jit(trainer.init)
-    run_chunk = jax.jit(trainer.run_chunk)
-    runner = init(key)
-    chunks = []
-    for _ in range(trainer.num_chunks):
-        runner, metrics = run_chunk(runner)
-        chunks.append(metrics)
-    return runner, jax.tree.map(lambda *m: jnp.concatenate(m), *chunks)

@@ -189,10 +189,3 @@ def _cell(value: Any) -> Any:
         return repr(value)
     return value
 
-
-def find_runs(root: Path, command: str) -> list[Path]:
-    """Run folders of ``command`` under ``root`` (sorted), i.e. folders with a config.json."""
-    base = Path(root) / command
-    if not base.is_dir():
-        return []
-    return sorted(p.parent for p in base.glob("*/config.json"))

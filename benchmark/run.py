@@ -7,7 +7,6 @@ metrics (as numpy) to a callback that writes CSV rows and refreshes the display.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,12 +66,6 @@ class RunResult:
     train_s: float  # wall seconds of the chunks (compile excluded)
     env_steps: int  # per seed
     mean_return: np.ndarray  # [S, num_updates], NaN where no episode ended
-
-    @property
-    def steps_per_s(self) -> float:
-        """Environment steps per second, all seeds together."""
-        seeds = self.mean_return.shape[0]
-        return self.env_steps * seeds / self.train_s if self.train_s > 0 else math.nan
 
 
 def seed_keys(config: RunConfig) -> jax.Array:

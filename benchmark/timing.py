@@ -29,11 +29,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from benchmark.config import PPOConfig
-from benchmark.losses import normalize, ppo_loss
-from benchmark.ppo import make_optimizer
+from benchmark.ppo import make_minibatch_update, make_optimizer
 from models.actor_critic import ActorCritic
 from models.heads import ActionSpec
 
@@ -280,21 +278,13 @@ def make_workload(
 
     ppo = PPOConfig()
     optimizer = make_optimizer(ppo)
+    # The PPO loop's own minibatch step, so the benchmark times exactly what training runs.
+    minibatch_update = make_minibatch_update(ppo, network, optimizer)
 
     def train(params, opt_state, carry, data: Batch):
-        def loss_fn(params):
-            _, pi, value = network.apply(params, carry, data.obs, data.resets)
-            loss, _ = ppo_loss(
-                log_prob=pi.log_prob(data.action), old_log_prob=data.log_prob, value=value,
-                old_value=data.value, advantages=normalize(data.advantages),
-                returns=data.returns, entropy=pi.entropy(), clip_eps=ppo.clip_eps,
-                vf_coef=ppo.vf_coef, ent_coef=ppo.ent_coef,
-            )
-            return loss
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        params, opt_state, loss, _ = minibatch_update(
+            params, opt_state, carry, data, data.advantages, data.returns)
+        return params, opt_state, loss
 
     return train, (params, optimizer.init(params), carry, data)
 

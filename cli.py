@@ -41,6 +41,161 @@ def _split(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
 
+# ------------------------------------------------- long runs: checkpoints, resume, devices
+
+ResumeOption = Annotated[Path | None, typer.Option(
+    "--resume", help="Continue the run in this folder from its last checkpoint, appending "
+    "to its CSVs. Give the same options as the first time: a difference is named, exit 2.")]
+CheckpointEveryOption = Annotated[float, typer.Option(
+    "--checkpoint-every", help="Minutes of training between checkpoints (0: after every "
+    "chunk). A cell is also saved when it ends and on Ctrl-C or SIGTERM.")]
+KeepCheckpointsOption = Annotated[int, typer.Option(
+    "--keep-checkpoints", help="Newest checkpoints kept per cell (the final one included).")]
+DevicesOption = Annotated[int | None, typer.Option(
+    "--devices", help="Use at most N of the visible devices (default: all). Seeds are "
+    "split over them, then environments.")]
+MultihostOption = Annotated[bool, typer.Option(
+    "--multihost", help="Join a multi-host run (one process per host) with "
+    "jax.distributed.initialize; process 0 writes the results. See the README.")]
+
+
+@dataclasses.dataclass(frozen=True)
+class LongRun:
+    """The options every training command shares (checkpointing, resume, devices)."""
+
+    resume: Path | None
+    checkpoint_every: float
+    keep_checkpoints: int
+    devices: int | None
+    multihost: bool
+
+    def settings(self):
+        from benchmark.checkpoint import CheckpointSettings
+
+        try:
+            return CheckpointSettings(every_minutes=self.checkpoint_every,
+                                      keep=self.keep_checkpoints)
+        except ValueError as error:
+            raise BadInput(str(error)) from None
+
+
+def _validate_long_run(long: LongRun, command: str, config_doc: dict, run_id: str | None,
+                       force: bool) -> None:
+    """Check the checkpoint settings, --devices and --resume before anything compiles."""
+    long.settings()
+    if long.multihost:
+        from benchmark.sharding import init_multihost
+
+        init_multihost()
+    if long.devices is not None:
+        from benchmark.sharding import available_devices
+
+        try:
+            available_devices(long.devices)
+        except ValueError as error:
+            raise BadInput(str(error)) from None
+    if long.resume is None:
+        return
+    if run_id is not None or force:
+        raise BadInput(f"--resume continues {long.resume}; it takes no --run-id or --force")
+    from benchmark.results import config_difference, read_run_config
+
+    try:
+        saved = read_run_config(long.resume)
+    except ValueError as error:
+        raise BadInput(f"--resume {long.resume}: {error}") from None
+    if saved.get("command") != command:
+        raise BadInput(f"--resume {long.resume}: a {saved.get('command')!r} run folder, "
+                       f"not a {command!r} one")
+    difference = config_difference(saved, config_doc)
+    if difference is not None:
+        raise BadInput(f"--resume {long.resume}: {difference}")
+
+
+def _start_session(command: str, config_doc: dict, cells: list, label_columns, out: Path,
+                   run_id: str | None, force: bool, long: LongRun, stop,
+                   extra_csvs: tuple[str, ...] = ()):
+    """Create (or reopen, with --resume) the run folder; the ``Session`` its cells share."""
+    import datetime as dt
+    import json
+
+    from benchmark.experiment import Session, prepare_resume
+    from benchmark.results import (
+        RunExistsError,
+        collect_meta,
+        device_info,
+        make_run_dir,
+        write_json,
+    )
+
+    settings = long.settings()
+    checkpoint_meta = {"every_minutes": settings.every_minutes, "keep": settings.keep}
+    plan = None
+    if long.resume is not None:
+        run_dir = long.resume
+        meta_path = run_dir / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else collect_meta()
+        plan = prepare_resume(run_dir, cells, label_columns, settings, extra_csvs)
+        meta.setdefault("resumes", []).append({
+            "when": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command_line": " ".join(["s5bench", *sys.argv[1:]]),
+            "from_update": {cell.title: plan.start[key] or 0
+                            for cell in cells
+                            for key in [_cell_key(cell, label_columns)]
+                            if key in plan.start},
+            "finished_cells": len(plan.done),
+            "checkpoint": checkpoint_meta,
+            **{k: v for k, v in device_info().items() if k != "devices"},
+        })
+        for note in plan.notes:
+            err_console.print(f"resume: {note}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        try:
+            run_dir = make_run_dir(out, run_id, force)
+        except (RunExistsError, OSError) as error:
+            raise _fail(str(error)) from None
+        write_json(run_dir / "config.json", config_doc)
+        meta = collect_meta(_backbone_meta(cell.config for cell in cells))
+        meta["checkpoint"] = checkpoint_meta
+    meta["devices_limit"] = long.devices
+    write_json(run_dir / "meta.json", meta)
+    return Session(run_dir, checkpoint=settings, devices=long.devices,
+                   should_stop=stop.requested, resume=plan, meta=meta)
+
+
+def _cell_key(cell, label_columns):
+    from benchmark.experiment import cell_key
+
+    return cell_key(cell.labels, label_columns)
+
+
+def _resume_hint(run_dir: Path) -> str:
+    """This command line with ``--resume RUN_DIR`` in place of --out/--run-id/--force."""
+    import shlex
+
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in ("--out", "--run-id", "--resume"):
+            skip = "=" not in arg
+            continue
+        if name == "--force":
+            continue
+        args.append(arg)
+    return shlex.join(["s5bench", *args, "--resume", str(run_dir)])
+
+
+def _stopped(error, run_dir: Path) -> typer.Exit:
+    saved = "checkpoint saved" if error.saved else "nothing new to save"
+    err_console.print(f"stopped at update {error.update} of {error.num_updates} ({saved}); "
+                      f"every finished row is in {run_dir}. Resume with: "
+                      f"{_resume_hint(run_dir)}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code=130)
+
+
 # ----------------------------------------------------------------------------- popgym
 
 
@@ -125,45 +280,54 @@ def popgym(
         help="Name of the run folder (default: the start time).")] = None,
     force: Annotated[bool, typer.Option(
         help="Overwrite the CSVs of an existing run folder.")] = False,
+    resume: ResumeOption = None,
+    checkpoint_every: CheckpointEveryOption = 10.0,
+    keep_checkpoints: KeepCheckpointsOption = 2,
+    devices: DevicesOption = None,
+    multihost: MultihostOption = False,
 ) -> None:
     """Train backbones with PPO on POPGym (or any registered) environments.
 
     Writes OUT/RUN_ID/ with config.json, meta.json, curves.csv (one row per model, env,
-    seed and update) and summary.csv (one row per model, env and seed).
+    seed and update), summary.csv (one row per model, env and seed) and checkpoints/.
+    Exit status: 0 when every seed finished, 1 when a seed diverged or a cell failed,
+    2 for bad input, 130 when stopped (Ctrl-C; the printed command resumes).
     """
+    from benchmark.config import to_dict
+    from benchmark.experiment import Cell
+
+    long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
     try:
         models = _validate_models(_split(model))
         env_ids = _validate_envs(_split(env))
         configs = _build_run_configs(models, env_ids, preset, seeds, seed, total_steps,
                                      set_ or [])
+        config_doc = {"command": "popgym", "runs": [to_dict(c) for c in configs.values()]}
+        _validate_long_run(long, "popgym", config_doc, run_id, force)
     except BadInput as error:
         raise _fail(str(error)) from None
-    _train_and_report("popgym", configs, out, run_id, force)
-
-
-def _train_and_report(command: str, configs: dict, out: Path, run_id: str | None,
-                      force: bool) -> None:
-    """Create the run folder, write config/meta, run every cell, print the summary."""
-    from benchmark.config import to_dict
-    from benchmark.experiment import Cell, run_cells, summary_table
-    from benchmark.results import RunExistsError, collect_meta, make_run_dir, write_json
-
-    try:
-        run_dir = make_run_dir(out, run_id, force)
-    except (RunExistsError, OSError) as error:
-        raise _fail(str(error)) from None
-    runs = [to_dict(config) for config in configs.values()]
-    write_json(run_dir / "config.json", {"command": command, "runs": runs})
-    write_json(run_dir / "meta.json", collect_meta(_backbone_meta(configs.values())))
     cells = [Cell({"model": model, "env": env_id}, config)
              for (model, env_id), config in configs.items()]
-    console.print(f"[bold]s5bench {command}[/]: {len(cells)} cell(s), writing to {run_dir}")
-    try:
-        rows = run_cells(cells, run_dir, ("model", "env"), console)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: every finished row is in {run_dir}")
-        raise typer.Exit(code=130) from None
-    console.print(summary_table(rows, ("model", "env"), f"{command}: mean over seeds"))
+    _train_and_report("popgym", config_doc, cells, out, run_id, force, long)
+
+
+def _train_and_report(command: str, config_doc: dict, cells: list, out: Path,
+                      run_id: str | None, force: bool, long: LongRun) -> None:
+    """Open the run folder, run every cell (checkpointed), print the summary."""
+    from benchmark.experiment import run_cells, summary_table
+    from benchmark.run import StopRequest, TrainingInterrupted
+
+    label_columns = ("model", "env")
+    with StopRequest(err_console.print) as stop:
+        session = _start_session(command, config_doc, cells, label_columns, out, run_id,
+                                 force, long, stop)
+        run_dir = session.run_dir
+        console.print(f"[bold]s5bench {command}[/]: {len(cells)} cell(s), writing to {run_dir}")
+        try:
+            rows = run_cells(cells, run_dir, label_columns, console, session=session)
+        except TrainingInterrupted as error:
+            raise _stopped(error, run_dir) from None
+    console.print(summary_table(rows, label_columns, f"{command}: mean over seeds"))
     if len({row["env"] for row in rows}) > 1:
         from benchmark.aggregate import AGGREGATE_COLUMNS, aggregate_by_model
         from benchmark.results import CsvLog
@@ -217,6 +381,11 @@ def memory(
         help="Name of the run folder (default: the start time).")] = None,
     force: Annotated[bool, typer.Option(
         help="Overwrite the CSVs of an existing run folder.")] = False,
+    resume: ResumeOption = None,
+    checkpoint_every: CheckpointEveryOption = 10.0,
+    keep_checkpoints: KeepCheckpointsOption = 2,
+    devices: DevicesOption = None,
+    multihost: MultihostOption = False,
 ) -> None:
     """Train backbones with PPO on bsuite's MemoryChain over a sweep of memory lengths.
 
@@ -227,9 +396,11 @@ def memory(
     model, memory_length and seed, with success = best return >= 0.8, i.e. at least 90%
     of cues recalled).
     """
+    from benchmark.config import to_dict
     from benchmark.memory import ENV_ID, SUCCESS_RETURN, build_cells
     from benchmark.speed import parse_lengths
 
+    long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
     try:
         names = _validate_models(_split(model)) if model is not None else _model_names()
         try:
@@ -241,36 +412,33 @@ def memory(
                                 set_ or [])
         except ValueError as error:
             raise BadInput(str(error)) from None
+        runs = [{**to_dict(cell.config), "memory_length": cell.labels["memory_length"],
+                 "env_params": dict(cell.env_params)} for cell in cells]
+        config_doc = {"command": "memory", "env_id": ENV_ID, "success_return": SUCCESS_RETURN,
+                      "models": names, "memory_lengths": memory_lengths, "runs": runs}
+        _validate_long_run(long, "memory", config_doc, run_id, force)
     except BadInput as error:
         raise _fail(str(error)) from None
-    settings = {"command": "memory", "env_id": ENV_ID, "success_return": SUCCESS_RETURN,
-                "models": names, "memory_lengths": memory_lengths}
-    _run_memory_cells(cells, settings, out, run_id, force)
+    _run_memory_cells(cells, config_doc, out, run_id, force, long)
 
 
-def _run_memory_cells(cells: list, settings: dict, out: Path, run_id: str | None,
-                      force: bool) -> None:
-    """Create the run folder, write config/meta, train every cell, print the summary."""
-    from benchmark.config import to_dict
+def _run_memory_cells(cells: list, config_doc: dict, out: Path, run_id: str | None,
+                      force: bool, long: LongRun) -> None:
+    """Open the run folder, train every cell (checkpointed), print the summary."""
     from benchmark.experiment import run_cells, summary_table
     from benchmark.memory import EXTRA_SUMMARY, LABEL_COLUMNS
-    from benchmark.results import RunExistsError, collect_meta, make_run_dir, write_json
+    from benchmark.run import StopRequest, TrainingInterrupted
 
-    try:
-        run_dir = make_run_dir(out, run_id, force)
-    except (RunExistsError, OSError) as error:
-        raise _fail(str(error)) from None
-    runs = [{**to_dict(cell.config), "memory_length": cell.labels["memory_length"],
-             "env_params": dict(cell.env_params)} for cell in cells]
-    write_json(run_dir / "config.json", {**settings, "runs": runs})
-    write_json(run_dir / "meta.json",
-               collect_meta(_backbone_meta(cell.config for cell in cells)))
-    console.print(f"[bold]s5bench memory[/]: {len(cells)} cell(s), writing to {run_dir}")
-    try:
-        rows = run_cells(cells, run_dir, LABEL_COLUMNS, console, extra_summary=EXTRA_SUMMARY)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: every finished row is in {run_dir}")
-        raise typer.Exit(code=130) from None
+    with StopRequest(err_console.print) as stop:
+        session = _start_session("memory", config_doc, cells, LABEL_COLUMNS, out, run_id,
+                                 force, long, stop)
+        run_dir = session.run_dir
+        console.print(f"[bold]s5bench memory[/]: {len(cells)} cell(s), writing to {run_dir}")
+        try:
+            rows = run_cells(cells, run_dir, LABEL_COLUMNS, console,
+                             extra_summary=EXTRA_SUMMARY, session=session)
+        except TrainingInterrupted as error:
+            raise _stopped(error, run_dir) from None
     console.print(summary_table(rows, LABEL_COLUMNS, "memory: mean over seeds"))
     console.print(f"results: {run_dir}")
     if any(row["status"] != "ok" for row in rows):
@@ -471,6 +639,11 @@ def meta(
         help="Name of the run folder (default: the start time).")] = None,
     force: Annotated[bool, typer.Option(
         help="Overwrite the CSVs of an existing run folder.")] = False,
+    resume: ResumeOption = None,
+    checkpoint_every: CheckpointEveryOption = 10.0,
+    keep_checkpoints: KeepCheckpointsOption = 2,
+    devices: DevicesOption = None,
+    multihost: MultihostOption = False,
 ) -> None:
     """In-context meta-RL: train on randomly projected tasks, evaluate trial by trial.
 
@@ -481,8 +654,10 @@ def meta(
     OUT/RUN_ID/ with config.json, meta.json, curves.csv, summary.csv and trials.csv (one
     row per model, seed, split, base env and trial index: the in-context learning curve).
     """
+    from benchmark.config import to_dict
     from benchmark.meta import build_cells, make_settings
 
+    long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
     try:
         names = _validate_models(_split(model)) if model is not None else _model_names()
         try:
@@ -491,36 +666,33 @@ def meta(
             cells = build_cells(names, settings, preset, seeds, seed, total_steps, set_ or [])
         except ValueError as error:
             raise BadInput(str(error)) from None
+        config_doc = {"command": "meta", **dataclasses.asdict(settings),
+                      "runs": [to_dict(cell.config) for cell in cells]}
+        _validate_long_run(long, "meta", config_doc, run_id, force)
     except BadInput as error:
         raise _fail(str(error)) from None
-    _run_meta_cells(cells, settings, out, run_id, force)
+    _run_meta_cells(cells, settings, config_doc, out, run_id, force, long)
 
 
-def _run_meta_cells(cells: list, settings, out: Path, run_id: str | None,
-                    force: bool) -> None:
-    """Create the run folder, write config/meta, train and evaluate, print the summary."""
+def _run_meta_cells(cells: list, settings, config_doc: dict, out: Path, run_id: str | None,
+                    force: bool, long: LongRun) -> None:
+    """Open the run folder, train and evaluate (checkpointed), print the summary."""
     from rich.table import Table
 
-    from benchmark.config import to_dict
     from benchmark.experiment import summary_table
     from benchmark.meta import LABEL_COLUMNS, run_meta, trial_table_rows
-    from benchmark.results import RunExistsError, collect_meta, make_run_dir, write_json
+    from benchmark.run import StopRequest, TrainingInterrupted
 
-    try:
-        run_dir = make_run_dir(out, run_id, force)
-    except (RunExistsError, OSError) as error:
-        raise _fail(str(error)) from None
-    write_json(run_dir / "config.json", {"command": "meta", **dataclasses.asdict(settings),
-                                         "runs": [to_dict(cell.config) for cell in cells]})
-    write_json(run_dir / "meta.json",
-               collect_meta(_backbone_meta(cell.config for cell in cells)))
-    console.print(f"[bold]s5bench meta[/]: {len(cells)} cell(s) on {settings.suite}, "
-                  f"K={settings.num_trials}, writing to {run_dir}")
-    try:
-        rows, trials = run_meta(cells, settings, run_dir, console)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: every finished row is in {run_dir}")
-        raise typer.Exit(code=130) from None
+    with StopRequest(err_console.print) as stop:
+        session = _start_session("meta", config_doc, cells, LABEL_COLUMNS, out, run_id,
+                                 force, long, stop, extra_csvs=("trials.csv",))
+        run_dir = session.run_dir
+        console.print(f"[bold]s5bench meta[/]: {len(cells)} cell(s) on {settings.suite}, "
+                      f"K={settings.num_trials}, writing to {run_dir}")
+        try:
+            rows, trials = run_meta(cells, settings, run_dir, console, session=session)
+        except TrainingInterrupted as error:
+            raise _stopped(error, run_dir) from None
     console.print(summary_table(rows, LABEL_COLUMNS, "meta training: mean over seeds"))
     table = Table(title="meta evaluation: mean return per trial (over base envs and seeds)")
     for name in ("model", "split", "K", "trial 1", "trial K"):

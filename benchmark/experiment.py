@@ -6,12 +6,19 @@ cell through ``benchmark.run.run_training`` (the one PPO loop), shows a progress
 cell, appends a ``curves.csv`` row per (seed, update) after every chunk and a
 ``summary.csv`` row per seed at the end of the cell. A failing cell (out of memory, a
 compile error) becomes rows with status ``error`` and the sweep goes on; a seed whose loss
-turned NaN is marked ``diverged``.
+or parameters turned non-finite is frozen by the PPO loop and marked ``diverged``.
+
+Between chunks each cell is checkpointed (``Session``); ``prepare_resume`` decides, for an
+interrupted run, which cells are finished and where the others continue, and trims the
+CSVs to match, so a resumed run appends exactly the rows it had not yet written.
 """
 
 from __future__ import annotations
 
+import csv
 import math
+import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,15 +36,22 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from benchmark.checkpoint import CellCheckpoints, CheckpointSettings
 from benchmark.config import RunConfig
-from benchmark.results import CsvLog
-from benchmark.run import ChunkReport, run_training
+from benchmark.results import CsvLog, write_json
+from benchmark.run import (
+    Checkpointing,
+    ChunkReport,
+    RunResult,
+    TrainingInterrupted,
+    run_training,
+)
 
 _LOSS_COLUMNS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl")
 CURVE_COLUMNS = ("seed", "update", "env_steps", "wall_s", "episodes", "mean_return",
                  *_LOSS_COLUMNS)
 SUMMARY_COLUMNS = ("seed", "status", "final_return", "best_return", "mmer", "env_steps", "wall_s",
-                   "compile_s", "env_steps_per_s", "message")
+                   "compile_s", "env_steps_per_s", "diverged_update", "message")
 
 FINAL_FRACTION = 0.1  # final_return averages the last 10% of updates (at least one)
 
@@ -126,25 +140,197 @@ def _progress(console: Console) -> Progress:
         TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"),
         TextColumn("{task.fields[rate]}"),
         TextColumn("return {task.fields[ret]}"),
+        TextColumn("{task.fields[note]}"),
         TimeRemainingColumn(),
         console=console,
     )
 
 
+# ----------------------------------------------------------------------------- sessions
+
+
+@dataclass
+class Session:
+    """What every cell of one command shares: checkpoints, devices, stop requests, resume.
+
+    ``meta`` (the run's meta.json, when given) gains, per cell title, the device layout
+    and, on a resume, the update each cell continued from; it is rewritten as they change.
+    """
+
+    run_dir: Path
+    checkpoint: CheckpointSettings | None = field(default_factory=CheckpointSettings)
+    devices: int | None = None  # --devices: at most this many (default: every device)
+    should_stop: Callable[[], bool] = lambda: False
+    resume: ResumePlan | None = None
+    meta: dict[str, Any] | None = None
+
+    def record(self, cell: Cell, **info: Any) -> None:
+        if self.meta is None:
+            return
+        self.meta.setdefault("cells", {}).setdefault(cell.title, {}).update(info)
+        write_json(self.run_dir / "meta.json", self.meta)
+
+    def checkpoints(self, cell: Cell, label_columns: Sequence[str]) -> CellCheckpoints | None:
+        if self.checkpoint is None:
+            return None
+        return CellCheckpoints(checkpoint_dir(self.run_dir, cell, label_columns),
+                               self.checkpoint)
+
+
+def cell_key(labels: Mapping[str, Any], label_columns: Sequence[str]) -> tuple[str, ...]:
+    """A cell's identity in CSV rows: its label values as text (CSV reads back text)."""
+    return tuple(str(labels[c]) for c in label_columns)
+
+
+def checkpoint_dir(run_dir: Path, cell: Cell, label_columns: Sequence[str]) -> Path:
+    slug = "-".join(re.sub(r"[^A-Za-z0-9._]+", "_", part)
+                    for part in cell_key(cell.labels, label_columns))
+    return Path(run_dir) / "checkpoints" / slug
+
+
+# ----------------------------------------------------------------------------- resuming
+
+
+@dataclass
+class ResumePlan:
+    """Where each cell of an interrupted run stands (``prepare_resume``)."""
+
+    done: dict[tuple[str, ...], list[dict[str, Any]]]  # finished cells -> their summary rows
+    start: dict[tuple[str, ...], int | None]  # unfinished cells -> checkpoint (None: anew)
+    notes: list[str]  # one line per damaged checkpoint or dropped row
+
+
+def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence[str],
+                   checkpoint: CheckpointSettings, extra_csvs: Sequence[str] = ()
+                   ) -> ResumePlan:
+    """Decide where each cell resumes and make the CSVs agree with that, exactly once.
+
+    A cell is finished when summary.csv holds a row for each of its seeds and none is an
+    ``error`` (failed cells are tried again). Every other cell restarts from its newest
+    whole checkpoint (damaged newer ones are reported and skipped), so its curves.csv rows
+    past that update, its partial summary rows and its rows in ``extra_csvs`` (say
+    trials.csv) are dropped: they will be written again, the same numbers, in order. A
+    last line without its newline (a write cut by the kill) is dropped too.
+    """
+    run_dir = Path(run_dir)
+    label_columns = tuple(label_columns)
+    summary = _read_rows(run_dir / "summary.csv")
+    seeds_of: dict[tuple[str, ...], dict[int, dict]] = {}
+    for row in summary:
+        seeds_of.setdefault(cell_key(row, label_columns), {})[int(row["seed"])] = row
+    done, start, notes = {}, {}, []
+    for cell in cells:
+        key = cell_key(cell.labels, label_columns)
+        rows = seeds_of.get(key, {})
+        if (len(rows) == cell.config.num_seeds
+                and all(r["status"] != "error" for r in rows.values())):
+            done[key] = [_typed(rows[s]) for s in sorted(rows)]
+            continue
+        step, problems = CellCheckpoints(checkpoint_dir(run_dir, cell, label_columns),
+                                         checkpoint).latest_valid()
+        notes += problems
+        start[key] = step
+
+    def keep_curve(row) -> bool:
+        key = cell_key(row, label_columns)
+        return key in done or (start.get(key) is not None and int(row["update"]) <= start[key])
+
+    dropped = _filter_csv(run_dir / "curves.csv", keep_curve)
+    dropped += _filter_csv(run_dir / "summary.csv",
+                           lambda row: cell_key(row, label_columns) in done)
+    for name in extra_csvs:
+        dropped += _filter_csv(run_dir / name, lambda row: cell_key(row, label_columns) in done)
+    if dropped:
+        notes.append(f"dropped {dropped} row(s) written after the last checkpoint; they "
+                     f"are measured again")
+    return ResumePlan(done=done, start=start, notes=notes)
+
+
+def _complete_lines(path: Path) -> tuple[list[str], bool]:
+    """The newline-terminated lines of ``path``, and whether a cut-off write followed them."""
+    text = path.read_text() if path.is_file() else ""
+    *lines, tail = text.split("\n")
+    return lines, tail != ""
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    lines, _ = _complete_lines(path)
+    return list(csv.DictReader(lines)) if lines else []
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The complete rows of a CSV this package wrote, numbers as numbers, empty as None."""
+    return [_typed(row) for row in _read_rows(path)]
+
+
+def _filter_csv(path: Path, keep: Callable[[dict[str, str]], bool]) -> int:
+    """Rewrite ``path`` (atomically) with the complete rows ``keep`` accepts; count the rest."""
+    if not path.is_file():
+        return 0
+    lines, cut_off = _complete_lines(path)
+    if not lines:
+        return int(cut_off)
+    kept, dropped = [lines[0]], int(cut_off)
+    # One CSV row per line: CsvLog writes no quoted newlines (labels and messages are
+    # single-line).
+    for line, row in zip(lines[1:], csv.DictReader(lines), strict=True):
+        if keep(row):
+            kept.append(line)
+        else:
+            dropped += 1
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+    return dropped
+
+
+def _typed(row: Mapping[str, str]) -> dict[str, Any]:
+    """A CSV row with numbers as numbers and empty cells as None (as they were written)."""
+    out: dict[str, Any] = {}
+    for name, text in row.items():
+        if text == "":
+            out[name] = None
+            continue
+        for kind in (int, float):
+            try:
+                out[name] = kind(text)
+                break
+            except ValueError:
+                continue
+        else:
+            out[name] = {"True": True, "False": False}.get(text, text)
+    return out
+
+
+# ----------------------------------------------------------------------------- training
+
+
 def run_cells(cells: Sequence[Cell], run_dir: Path, label_columns: Sequence[str],
               console: Console | None = None,
               extra_summary: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None,
+              session: Session | None = None,
+              after_cell: Callable[[Cell, RunResult], None] | None = None,
               ) -> list[dict[str, Any]]:
     """Train every cell, appending to ``run_dir/curves.csv`` and ``run_dir/summary.csv``.
 
     Args:
       extra_summary: optional ``column -> f(summary row)``: columns appended to
         summary.csv after ``SUMMARY_COLUMNS``, computed from each row (e.g. ``success``).
+      session: checkpoints, devices, stop requests and the resume plan (default: save
+        checkpoints under ``run_dir/checkpoints`` with the default settings).
+      after_cell: called with each trained cell's result before its summary rows are
+        written (the meta experiment evaluates there), so a cell counts as finished only
+        when everything it writes is written.
 
     Returns:
-      The summary rows written (one per cell and seed).
+      The summary rows (one per cell and seed), those of cells finished before a resume
+      included.
+
+    Raises:
+      TrainingInterrupted: a stop was asked for; the cell in flight is checkpointed.
     """
     console = console or Console()
+    session = session or Session(run_dir)
     label_columns = tuple(label_columns)
     extra_summary = dict(extra_summary or {})
     summaries: list[dict[str, Any]] = []
@@ -155,7 +341,11 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, label_columns: Sequence[str]
         _progress(console) as progress,
     ):
         for cell in cells:
-            rows = _run_cell(cell, curves, progress)
+            key = cell_key(cell.labels, label_columns)
+            if session.resume is not None and key in session.resume.done:
+                summaries.extend(session.resume.done[key])
+                continue
+            rows = train_cell(cell, session, label_columns, curves, progress, after_cell)
             rows = [{**row, **{name: f(row) for name, f in extra_summary.items()}}
                     for row in rows]
             summary.write_many(rows)
@@ -163,34 +353,61 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, label_columns: Sequence[str]
     return summaries
 
 
-def _run_cell(cell: Cell, curves: CsvLog, progress: Progress) -> list[dict[str, Any]]:
+def train_cell(cell: Cell, session: Session, label_columns: Sequence[str], curves: CsvLog,
+               progress: Progress,
+               after_cell: Callable[[Cell, RunResult], None] | None = None,
+               ) -> list[dict[str, Any]]:
+    """Train one cell through the one PPO loop; its summary rows (``error`` if it failed)."""
     ppo = cell.config.ppo
     total = ppo.num_updates * ppo.steps_per_update
-    task = progress.add_task(cell.title, total=total, rate="compiling…", ret="-")
-    diverged_at: dict[int, int] = {}
+    task = progress.add_task(cell.title, total=total, rate="compiling…", ret="-", note="")
+    notes: dict[str, str] = {}
+    resume_from = None
+    if session.resume is not None:
+        resume_from = session.resume.start.get(cell_key(cell.labels, label_columns))
+    checkpoints = session.checkpoints(cell, label_columns)
+
+    def show(**fields) -> None:
+        progress.update(task, note=" · ".join(notes.values()), **fields)
+
+    def on_compiled(mesh, compile_s: float) -> None:
+        session.record(cell, devices=mesh.describe(), compile_s=round(compile_s, 3))
+        if resume_from is not None:
+            session.record(cell, resumed_from_update=resume_from)
+            notes["resumed"] = f"resumed @{resume_from}"
+            show(completed=resume_from * ppo.steps_per_update)
 
     def on_chunk(report: ChunkReport) -> None:
         curves.write_many(_curve_rows(cell.labels, report, ppo.steps_per_update))
-        losses = report.losses["loss"]
-        for seed in range(losses.shape[0]):
-            bad = np.flatnonzero(~np.isfinite(losses[seed]))
-            if bad.size and seed not in diverged_at:
-                diverged_at[seed] = report.first_update + int(bad[0]) + 1
+        diverged = np.flatnonzero(report.diverged_at)
+        if diverged.size:
+            notes["diverged"] = "[red]diverged: " + ", ".join(
+                f"seed {s} @{report.diverged_at[s]}" for s in diverged) + "[/]"
         latest = report.mean_return[:, -max(1, report.mean_return.shape[1] // 2):]
         ret = _nanmean(latest.ravel())
-        rate = report.env_steps * losses.shape[0] / max(report.wall_s, 1e-9)
-        progress.update(
-            task,
-            completed=report.env_steps,
-            rate=f"{rate:,.0f} steps/s",
-            ret="-" if math.isnan(ret) else f"{ret:.3f}",
-        )
+        rate = report.env_steps * latest.shape[0] / max(report.wall_s, 1e-9)
+        show(completed=report.env_steps, rate=f"{rate:,.0f} steps/s",
+             ret="-" if math.isnan(ret) else f"{ret:.3f}")
+
+    def on_saved(update: int) -> None:
+        notes["saved"] = f"saved @{update}"
+        show()
 
     labels = dict(cell.labels)
     start = time.perf_counter()
     try:
-        result = run_training(cell.config, on_chunk, env_kwargs=dict(cell.env_kwargs),
-                              env_params=dict(cell.env_params))
+        result = run_training(
+            cell.config, on_chunk, env_kwargs=dict(cell.env_kwargs),
+            env_params=dict(cell.env_params),
+            checkpointing=Checkpointing(checkpoints, resume_from) if checkpoints else None,
+            devices=session.devices, should_stop=session.should_stop,
+            on_compiled=on_compiled, on_saved=on_saved,
+        )
+        if after_cell is not None:
+            after_cell(cell, result)
+    except TrainingInterrupted:
+        show(rate="[yellow]stopped")
+        raise
     except Exception as error:  # a failed cell is data; the sweep goes on
         message = f"{type(error).__name__}: {error}".splitlines()[0][:300]
         progress.update(task, rate="[red]failed", ret="-")
@@ -198,19 +415,23 @@ def _run_cell(cell: Cell, curves: CsvLog, progress: Progress) -> list[dict[str, 
             {**labels, "seed": seed, "status": "error", "final_return": None,
              "best_return": None, "mmer": None, "env_steps": 0,
              "wall_s": round(time.perf_counter() - start, 3), "compile_s": None,
-             "env_steps_per_s": None, "message": message}
+             "env_steps_per_s": None, "diverged_update": None, "message": message}
             for seed in range(cell.config.num_seeds)
         ]
+    return summary_rows(labels, result)
+
+
+def summary_rows(labels: Mapping[str, Any], result: RunResult) -> list[dict[str, Any]]:
+    """One summary row per seed of a trained cell."""
     final, best = summarize_returns(result.mean_return)
     mmer = max_mean_episodic_return(result.mean_return)
     per_seed_rate = result.env_steps / result.train_s if result.train_s > 0 else math.nan
     rows = []
-    for seed in range(cell.config.num_seeds):
-        diverged = seed in diverged_at
+    for seed, diverged_at in enumerate(result.diverged_at.tolist()):
         rows.append({
             **labels,
             "seed": seed,
-            "status": "diverged" if diverged else "ok",
+            "status": "diverged" if diverged_at else "ok",
             "final_return": float(final[seed]),
             "best_return": float(best[seed]),
             "mmer": float(mmer[seed]),
@@ -218,7 +439,9 @@ def _run_cell(cell: Cell, curves: CsvLog, progress: Progress) -> list[dict[str, 
             "wall_s": round(result.train_s, 3),
             "compile_s": round(result.compile_s, 3),
             "env_steps_per_s": round(per_seed_rate, 1),
-            "message": f"non-finite loss at update {diverged_at[seed]}" if diverged else "",
+            "diverged_update": diverged_at or None,
+            "message": (f"non-finite loss or parameters at update {diverged_at}; later "
+                        f"updates left this seed unchanged") if diverged_at else "",
         })
     return rows
 

@@ -18,8 +18,6 @@ the policy, the carry reset only at the meta-episode start. ``trials.csv`` gets 
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,17 +37,9 @@ from benchmark.config import (
     override,
     with_total_timesteps,
 )
-from benchmark.experiment import (
-    CURVE_COLUMNS,
-    SUMMARY_COLUMNS,
-    Cell,
-    _curve_rows,
-    _progress,
-    max_mean_episodic_return,
-    summarize_returns,
-)
+from benchmark.experiment import Cell, Session, read_rows, run_cells
 from benchmark.results import CsvLog
-from benchmark.run import ChunkReport, build_network, run_training
+from benchmark.run import RunResult, build_network
 
 LABEL_COLUMNS = ("model", "suite")
 TRIAL_COLUMNS = ("model", "seed", "split", "suite", "env", "trial", "mean_return",
@@ -233,84 +223,34 @@ def trial_rows(config: RunConfig, params: Any, settings: MetaSettings, model: st
 
 
 def run_meta(cells: Sequence[Cell], settings: MetaSettings, run_dir: Path,
-             console: Console | None = None) -> tuple[list[dict], list[dict]]:
+             console: Console | None = None, session: Session | None = None,
+             ) -> tuple[list[dict], list[dict]]:
     """Train each cell, then evaluate it; append curves/summary/trials CSVs as they come.
+
+    Training is ``experiment.run_cells`` (checkpoints, resume, divergence as for every
+    command); each trained cell is evaluated before its summary rows are written, so a
+    cell with summary rows has its trial rows too.
 
     Returns:
       ``(summary rows, trial rows)``. A cell that fails becomes ``error`` summary rows
-      (and no trial rows); the sweep goes on.
+      (and no trial rows); the sweep goes on. On a resume, the trial rows of cells
+      finished earlier are read back from trials.csv.
     """
     console = console or Console()
-    summaries, trials = [], []
-    with (
-        CsvLog(run_dir / "curves.csv", (*LABEL_COLUMNS, *CURVE_COLUMNS)) as curves,
-        CsvLog(run_dir / "summary.csv", (*LABEL_COLUMNS, *SUMMARY_COLUMNS)) as summary,
-        CsvLog(run_dir / "trials.csv", TRIAL_COLUMNS) as trials_log,
-        _progress(console) as progress,
-    ):
-        for cell in cells:
-            rows, params = _train_cell(cell, curves, progress)
-            summary.write_many(rows)
-            summaries.extend(rows)
-            if params is None:
-                continue
-            task = progress.add_task(f"{cell.title} · evaluating", total=1, rate="",
-                                     ret="-")
-            rows = list(trial_rows(cell.config, params, settings, cell.labels["model"]))
+    trials: list[dict] = []
+    with CsvLog(run_dir / "trials.csv", TRIAL_COLUMNS) as trials_log:
+
+        def evaluate_cell(cell: Cell, result: RunResult) -> None:
+            rows = list(trial_rows(cell.config, result.runner.params, settings,
+                                   cell.labels["model"]))
             trials_log.write_many(rows)
             trials.extend(rows)
-            progress.update(task, total=1, completed=1)
+
+        summaries = run_cells(cells, run_dir, LABEL_COLUMNS, console, session=session,
+                              after_cell=evaluate_cell)
+    if session is not None and session.resume is not None and session.resume.done:
+        trials = read_rows(run_dir / "trials.csv")
     return summaries, trials
-
-
-def _train_cell(cell: Cell, curves: CsvLog, progress) -> tuple[list[dict], Any]:
-    """Train one cell (rows as ``experiment.run_cells`` writes them) and keep its params."""
-    ppo = cell.config.ppo
-    task = progress.add_task(cell.title, total=ppo.num_updates * ppo.steps_per_update,
-                             rate="compiling…", ret="-")
-
-    diverged_at: dict[int, int] = {}
-
-    def on_chunk(report: ChunkReport) -> None:
-        curves.write_many(_curve_rows(cell.labels, report, ppo.steps_per_update))
-        for seed, losses in enumerate(report.losses["loss"]):
-            bad = np.flatnonzero(~np.isfinite(losses))
-            if bad.size and seed not in diverged_at:
-                diverged_at[seed] = report.first_update + int(bad[0]) + 1
-        latest = report.mean_return[:, -max(1, report.mean_return.shape[1] // 2):]
-        ret = np.nanmean(latest) if np.isfinite(latest).any() else math.nan
-        progress.update(task, completed=report.env_steps,
-                        rate=f"{report.env_steps * latest.shape[0] / report.wall_s:,.0f} "
-                             f"steps/s" if report.wall_s > 0 else "",
-                        ret="-" if math.isnan(ret) else f"{ret:.3f}")
-
-    labels = dict(cell.labels)
-    start = time.perf_counter()
-    try:
-        result = run_training(cell.config, on_chunk, env_kwargs=dict(cell.env_kwargs))
-    except Exception as error:  # a failed cell is data; the sweep goes on
-        message = f"{type(error).__name__}: {error}".splitlines()[0][:300]
-        progress.update(task, rate="[red]failed", ret="-")
-        return [{**labels, "seed": seed, "status": "error", "final_return": None,
-                 "best_return": None, "mmer": None, "env_steps": 0,
-                 "wall_s": round(time.perf_counter() - start, 3), "compile_s": None,
-                 "env_steps_per_s": None, "message": message}
-                for seed in range(cell.config.num_seeds)], None
-    final, best = summarize_returns(result.mean_return)
-    mmer = max_mean_episodic_return(result.mean_return)
-    rows = []
-    for seed in range(cell.config.num_seeds):
-        diverged = seed in diverged_at
-        rows.append({**labels, "seed": seed, "status": "diverged" if diverged else "ok",
-                     "final_return": float(final[seed]), "best_return": float(best[seed]),
-                     "mmer": float(mmer[seed]), "env_steps": result.env_steps,
-                     "wall_s": round(result.train_s, 3),
-                     "compile_s": round(result.compile_s, 3),
-                     "env_steps_per_s": round(result.env_steps / result.train_s, 1)
-                     if result.train_s > 0 else None,
-                     "message": f"non-finite loss at update {diverged_at[seed]}"
-                     if diverged else ""})
-    return rows, result.runner.params
 
 
 def trial_table_rows(trials: Sequence[dict]) -> list[tuple[str, str, int, float, float]]:

@@ -38,6 +38,9 @@ class RunnerState(NamedTuple):
     carry: Any  # backbone carry before ``obs``
     key: jax.Array
     update: jax.Array  # int32, updates done so far
+    # int32: the update (1-based) whose loss or new parameters were not finite, 0 while
+    # healthy. From then on the seed is frozen: updates change nothing (``_mask_divergence``).
+    diverged_at: jax.Array
 
 
 class Transition(NamedTuple):
@@ -176,6 +179,7 @@ def make_train(config: PPOConfig, network, env, env_params, bootstrap_truncated:
             carry=carry,
             key=key,
             update=jnp.int32(0),
+            diverged_at=jnp.int32(0),
         )
 
     def _rollout_step(params, state: tuple, _):
@@ -250,15 +254,14 @@ def make_train(config: PPOConfig, network, env, env_params, bootstrap_truncated:
         (params, opt_state, _), losses = jax.lax.scan(
             _epoch, (runner.params, runner.opt_state, epoch_key), None, config.update_epochs
         )
-        episodes = jnp.sum(traj.episode_done)
         metrics = {
-            "episodes": episodes,
+            "episodes": jnp.sum(traj.episode_done),
             # Sum, not mean: an update in which no episode ended reports 0 episodes and the
             # host writes an empty return, never a NaN from 0/0.
             "return_sum": jnp.sum(jnp.where(traj.episode_done, traj.episode_return, 0.0)),
             **{name: jnp.mean(value) for name, value in losses.items()},
         }
-        runner = RunnerState(
+        updated = RunnerState(
             params=params,
             opt_state=opt_state,
             env_state=env_state,
@@ -267,8 +270,9 @@ def make_train(config: PPOConfig, network, env, env_params, bootstrap_truncated:
             carry=carry,
             key=key,
             update=runner.update + 1,
+            diverged_at=runner.diverged_at,
         )
-        return runner, metrics
+        return _mask_divergence(runner, updated, losses["loss"], metrics)
 
     def run_chunk(runner: RunnerState):
         return jax.lax.scan(_update, runner, None, config.chunk_size)
@@ -280,3 +284,34 @@ def make_train(config: PPOConfig, network, env, env_params, bootstrap_truncated:
         chunk_size=config.chunk_size,
     )
 
+
+def _all_finite(tree) -> jax.Array:
+    checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.bool_(True)
+
+
+def _mask_divergence(old: RunnerState, new: RunnerState, losses: jax.Array,
+                     metrics: dict[str, jax.Array]) -> tuple[RunnerState, dict[str, jax.Array]]:
+    """Keep a seed whose update went non-finite (or already had) exactly where it was.
+
+    Divergence is data, not a crash: the update that produced a NaN or infinite loss or
+    parameter is recorded in ``diverged_at`` and discarded, and every later update of that
+    seed leaves its whole state unchanged, so the other vmapped seeds train on untouched
+    (``where`` selects per seed; nothing mixes seeds). The diverging update still reports
+    its rollout and its non-finite losses; the frozen updates after it report no episodes
+    and NaN losses.
+    """
+    already = old.diverged_at > 0
+    healthy = jnp.logical_and(jnp.all(jnp.isfinite(losses)), _all_finite(new.params))
+    accept = jnp.logical_and(healthy, jnp.logical_not(already))
+    state = jax.tree.map(lambda n, o: jnp.where(accept, n, o), new, old)
+    update = old.update + 1
+    state = state._replace(
+        update=update,
+        diverged_at=jnp.where(accept | already, old.diverged_at, update),
+    )
+    frozen = {name: jnp.zeros_like(value) if name in ("episodes", "return_sum")
+              else jnp.full_like(value, jnp.nan) for name, value in metrics.items()}
+    metrics = jax.tree.map(lambda f, m: jnp.where(already, f, m), frozen, metrics)
+    return state, metrics

@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,6 +59,7 @@ def make_run_dir(root: Path, run_id: str | None = None, force: bool = False) -> 
     if force:
         for old in run_dir.glob("*.csv"):
             old.unlink()
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return run_dir
 
 
@@ -127,9 +129,63 @@ def collect_meta(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as indented JSON, atomically (write a temporary file, then rename)."""
     path = Path(path)
+    if not is_primary_process():
+        return
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """The ``config.json`` of a run folder; ValueError says why ``run_dir`` is not one."""
+    path = Path(run_dir) / "config.json"
+    if not Path(run_dir).is_dir():
+        raise ValueError("no such folder")
+    if not path.is_file():
+        raise ValueError("not a run folder (it has no config.json)")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"its config.json is not JSON ({error})") from None
+
+
+def config_difference(saved: Any, given: Any, path: str = "") -> str | None:
+    """The first setting where ``given`` differs from ``saved`` (both JSON-like), or None."""
+    given = json.loads(json.dumps(given, default=str))  # tuples -> lists, as saved
+    if isinstance(saved, dict) and isinstance(given, dict):
+        for key in sorted(set(saved) | set(given), key=str):
+            name = f"{path}.{key}" if path else str(key)
+            if key not in given or key not in saved:
+                where = "its config.json" if key in saved else "this command line"
+                return f"{name} is set only in {where}"
+            found = config_difference(saved[key], given[key], name)
+            if found:
+                return found
+        return None
+    if isinstance(saved, list) and isinstance(given, list):
+        if len(saved) != len(given):
+            return (f"{path or 'the run'} has {len(saved)} entries in its config.json but "
+                    f"{len(given)} on this command line")
+        for i, (a, b) in enumerate(zip(saved, given, strict=True)):
+            found = config_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if saved != given:
+        return f"{path} is {saved!r} in its config.json but {given!r} on this command line"
+    return None
+
+
+def is_primary_process() -> bool:
+    """False on processes 1.. of a multi-host run: only process 0 writes results.
+
+    Looks at JAX only when something already imported it (figures never need it).
+    """
+    if "jax" not in sys.modules:
+        return True
+    import jax
+
+    return jax.process_index() == 0
 
 
 class CsvLog:
@@ -143,6 +199,9 @@ class CsvLog:
     def __init__(self, path: Path, columns: Sequence[str]):
         self.path = Path(path)
         self.columns = list(columns)
+        self._file = None
+        if not is_primary_process():
+            return  # rows are checked, never written (processes 1.. of a multi-host run)
         exists = self.path.exists() and self.path.stat().st_size > 0
         if exists:
             with self.path.open(newline="") as f:
@@ -163,6 +222,8 @@ class CsvLog:
         if unknown or missing:
             raise ValueError(f"row for {self.path.name}: unknown {sorted(unknown)}, "
                              f"missing {sorted(missing)}")
+        if self._file is None:
+            return
         self._writer.writerow({k: _cell(v) for k, v in row.items()})
         self._file.flush()
 
@@ -171,7 +232,8 @@ class CsvLog:
             self.write(row)
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def __enter__(self) -> CsvLog:
         return self

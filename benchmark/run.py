@@ -1,21 +1,37 @@
 """Host side of a training run: build, compile (timed), run chunks, report between them.
 
 Everything here is outside ``jit``: it turns a ``RunConfig`` into a compiled, seed-
-vmapped ``Trainer``, times compilation apart from running, and hands each chunk's
-metrics (as numpy) to a callback that writes CSV rows and refreshes the display.
+vmapped ``Trainer`` sharded over the devices (``benchmark/sharding.py``), times compilation
+apart from running, hands each chunk's metrics (as numpy) to a callback that writes CSV
+rows and refreshes the display, and saves checkpoints between chunks
+(``benchmark/checkpoint.py``) so that a stopped run resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
+from benchmark.checkpoint import CellCheckpoints
 from benchmark.config import RunConfig
 from benchmark.ppo import RunnerState, Trainer, make_train
+from benchmark.sharding import (
+    MeshPlan,
+    available_devices,
+    gather,
+    make_mesh,
+    plan_mesh,
+    runner_shardings,
+)
 from envs.registry import ENVS, resolve
 from envs.wrappers import action_spec, make_training_env
 from models.actor_critic import ActorCritic
@@ -54,6 +70,7 @@ class ChunkReport:
     episodes: np.ndarray  # [S, K] episodes finished in each update
     mean_return: np.ndarray  # [S, K] mean return of those episodes, NaN where none
     losses: dict[str, np.ndarray]  # name -> [S, K]
+    diverged_at: np.ndarray  # [S] update (1-based) at which a seed diverged, 0 if it has not
     wall_s: float  # seconds since training started, at the end of this chunk (compile excluded)
     start_wall_s: float  # the same clock at the start of this chunk
     env_steps: int  # environment steps per seed done so far
@@ -63,13 +80,87 @@ class ChunkReport:
 class RunResult:
     runner: RunnerState  # final state, seeds stacked
     compile_s: float
-    train_s: float  # wall seconds of the chunks (compile excluded)
+    train_s: float  # wall seconds of the chunks (compile excluded; earlier sessions included)
     env_steps: int  # per seed
     mean_return: np.ndarray  # [S, num_updates], NaN where no episode ended
+    diverged_at: np.ndarray  # [S] update at which each seed diverged, 0 if it did not
+    mesh: MeshPlan  # how seeds and environments were spread over devices
+
+
+class TrainingInterrupted(Exception):
+    """A stop was asked for (Ctrl-C, SIGTERM); the state is checkpointed at ``update``."""
+
+    def __init__(self, update: int, num_updates: int, saved: bool):
+        super().__init__(f"stopped at update {update} of {num_updates}")
+        self.update, self.num_updates, self.saved = update, num_updates, saved
+
+
+@dataclass
+class Checkpointing:
+    """Where and from which update a cell saves and resumes (None: no checkpoints)."""
+
+    checkpoints: CellCheckpoints
+    resume_from: int | None = None  # a step ``checkpoints.latest_valid`` approved
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) or SIGTERM asks a run to stop after the chunk in flight.
+
+    The first signal only sets a flag, which ``run_training`` reads between chunks: it
+    saves a checkpoint and raises ``TrainingInterrupted``. A second Ctrl-C stops at once
+    (``KeyboardInterrupt``), losing at most the chunk in flight. Handlers are installed
+    only in the main thread (signals cannot be caught elsewhere) and restored on exit.
+    """
+
+    def __init__(self, announce: Callable[[str], Any] = print):
+        self._announce = announce
+        self._requested = False
+        self._previous: dict[int, Any] = {}
+
+    def requested(self) -> bool:
+        return self._requested
+
+    def _handle(self, signum, frame) -> None:
+        if self._requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self._requested = True
+        self._announce(f"{signal.Signals(signum).name}: stopping after the current chunk "
+                       f"and saving a checkpoint (Ctrl-C again to stop at once)")
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 def seed_keys(config: RunConfig) -> jax.Array:
     return jax.vmap(jax.random.key)(np.arange(config.num_seeds) + config.seed)
+
+
+def compile_trainer(config: RunConfig, trainer: Trainer, devices: int | None = None):
+    """Compile ``init`` and ``run_chunk`` for all seeds, sharded over the devices.
+
+    Returns:
+      ``(init, run_chunk, keys, mesh_plan)``: compiled functions and the seed keys, placed
+      on the mesh (seed axis over ``seed_shards`` devices, environments over the rest).
+    """
+    plan = plan_mesh(config.num_seeds, config.ppo.num_envs, available_devices(devices))
+    mesh = make_mesh(plan)
+    by_seed = NamedSharding(mesh, P("seed"))
+    keys = jax.device_put(seed_keys(config), by_seed)
+    init_all = jax.vmap(trainer.init)
+    shardings = runner_shardings(jax.eval_shape(init_all, keys), mesh, config.ppo.num_envs)
+    init = jax.jit(init_all, out_shardings=shardings).lower(keys).compile()
+    run_chunk = jax.jit(
+        jax.vmap(trainer.run_chunk), in_shardings=(shardings,),
+        out_shardings=(shardings, by_seed),
+    ).lower(jax.eval_shape(init_all, keys)).compile()
+    return init, run_chunk, keys, plan
 
 
 def run_training(
@@ -77,32 +168,59 @@ def run_training(
     on_chunk: Callable[[ChunkReport], None] | None = None,
     env_kwargs: dict | None = None,
     env_params: dict | None = None,
+    *,
+    checkpointing: Checkpointing | None = None,
+    devices: int | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_compiled: Callable[[MeshPlan, float], None] | None = None,
+    on_saved: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Train ``config.num_seeds`` seeds at once and report after every chunk.
 
     Compile time is measured apart (``lower().compile()``) and excluded from ``train_s``.
+    With ``checkpointing``, the state is saved when ``checkpoints.due()`` and after the
+    last chunk, and a run with ``resume_from`` continues from that step: the same compiled
+    program on the same state, so on one backend it gives the numbers an uninterrupted run
+    gives. When ``should_stop()`` turns true the state is saved after the chunk in flight
+    and ``TrainingInterrupted`` is raised.
     """
     trainer, _ = build_trainer(config, env_kwargs, env_params)
-    keys = seed_keys(config)
     start = time.perf_counter()
-    init = jax.jit(jax.vmap(trainer.init)).lower(keys).compile()
+    init, run_chunk, keys, plan = compile_trainer(config, trainer, devices)
     runner = init(keys)
-    run_chunk = jax.jit(jax.vmap(trainer.run_chunk)).lower(runner).compile()
     compile_s = time.perf_counter() - start
+    if on_compiled is not None:
+        on_compiled(plan, compile_s)
 
+    checkpoints = checkpointing.checkpoints if checkpointing else None
+    done, train_s_before, returns = 0, 0.0, []
+    if checkpointing is not None and checkpointing.resume_from is not None:
+        checkpoints.discard_after(checkpointing.resume_from)
+        restored = checkpoints.restore(checkpointing.resume_from, like=runner)
+        runner, done, train_s_before = restored.runner, restored.update, restored.train_s
+        returns.append(restored.mean_return)
+    if done % trainer.chunk_size:
+        raise ValueError(f"checkpoint at update {done} is not at a chunk boundary "
+                         f"({trainer.chunk_size} updates per chunk)")
+    num_updates = trainer.num_chunks * trainer.chunk_size
     steps_per_chunk = trainer.chunk_size * config.ppo.steps_per_update
-    returns = []
+
+    def history() -> np.ndarray:
+        return np.concatenate(returns, axis=1) if returns else np.zeros((config.num_seeds, 0))
+
+    if should_stop() and done < num_updates:
+        raise TrainingInterrupted(done, num_updates, saved=done > 0)
     start = time.perf_counter()
-    chunk_start_s = 0.0
-    for chunk in range(trainer.num_chunks):
+    chunk_start_s = train_s_before
+    for chunk in range(done // trainer.chunk_size, trainer.num_chunks):
         runner, metrics = run_chunk(runner)
-        metrics = jax.device_get(metrics)
+        metrics, diverged_at = gather((metrics, runner.diverged_at))
         episodes = np.asarray(metrics.pop("episodes"))
         return_sum = np.asarray(metrics.pop("return_sum"))
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_return = np.where(episodes > 0, return_sum / np.maximum(episodes, 1), np.nan)
         returns.append(mean_return)
-        chunk_end_s = time.perf_counter() - start
+        chunk_end_s = train_s_before + time.perf_counter() - start
         if on_chunk is not None:
             on_chunk(ChunkReport(
                 chunk=chunk,
@@ -110,17 +228,30 @@ def run_training(
                 episodes=episodes,
                 mean_return=mean_return,
                 losses={k: np.asarray(v) for k, v in metrics.items()},
+                diverged_at=np.asarray(diverged_at),
                 wall_s=chunk_end_s,
                 start_wall_s=chunk_start_s,
                 env_steps=(chunk + 1) * steps_per_chunk,
             ))
         chunk_start_s = chunk_end_s
+        # Rows first, then the checkpoint: a kill in between leaves rows past the last
+        # checkpoint, which a resume drops (experiment.prepare_resume), never a gap.
+        last = chunk == trainer.num_chunks - 1
+        stopping = should_stop() and not last
+        saved = checkpoints is not None and (last or stopping or checkpoints.due())
+        if saved:
+            checkpoints.save(runner, chunk_end_s, history())
+            if on_saved is not None:
+                on_saved((chunk + 1) * trainer.chunk_size)
+        if stopping:
+            raise TrainingInterrupted((chunk + 1) * trainer.chunk_size, num_updates, saved)
     jax.block_until_ready(runner)
-    train_s = time.perf_counter() - start
     return RunResult(
         runner=runner,
         compile_s=compile_s,
-        train_s=train_s,
+        train_s=train_s_before + time.perf_counter() - start,
         env_steps=trainer.num_chunks * steps_per_chunk,
-        mean_return=np.concatenate(returns, axis=1),
+        mean_return=history(),
+        diverged_at=np.asarray(gather(runner.diverged_at)),
+        mesh=plan,
     )

@@ -114,7 +114,7 @@ def _validate_long_run(long: LongRun, command: str, config_doc: dict, run_id: st
 
 def _start_session(command: str, config_doc: dict, cells: list, label_columns, out: Path,
                    run_id: str | None, force: bool, long: LongRun, stop,
-                   extra_csvs: tuple[str, ...] = ()):
+                   extra_csvs: dict[str, tuple[str, ...]] | None = None):
     """Create (or reopen, with --resume) the run folder; the ``Session`` its cells share."""
     import datetime as dt
     import json
@@ -685,7 +685,9 @@ def _run_meta_cells(cells: list, settings, config_doc: dict, out: Path, run_id: 
 
     with StopRequest(err_console.print) as stop:
         session = _start_session("meta", config_doc, cells, LABEL_COLUMNS, out, run_id,
-                                 force, long, stop, extra_csvs=("trials.csv",))
+                                 force, long, stop,
+                                 # trials.csv's suite column is the evaluated split's suite
+                                 extra_csvs={"trials.csv": ("model",)})
         run_dir = session.run_dir
         console.print(f"[bold]s5bench meta[/]: {len(cells)} cell(s) on {settings.suite}, "
                       f"K={settings.num_trials}, writing to {run_dir}")

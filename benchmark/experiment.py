@@ -201,15 +201,16 @@ class ResumePlan:
 
 
 def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence[str],
-                   checkpoint: CheckpointSettings, extra_csvs: Sequence[str] = ()
+                   checkpoint: CheckpointSettings,
+                   extra_csvs: Mapping[str, Sequence[str]] | None = None
                    ) -> ResumePlan:
     """Decide where each cell resumes and make the CSVs agree with that, exactly once.
 
     A cell is finished when summary.csv holds a row for each of its seeds and none is an
     ``error`` (failed cells are tried again). Every other cell restarts from its newest
     whole checkpoint (damaged newer ones are reported and skipped), so its curves.csv rows
-    past that update, its partial summary rows and its rows in ``extra_csvs`` (say
-    trials.csv) are dropped: they will be written again, the same numbers, in order. A
+    past that update, its partial summary rows and its rows in ``extra_csvs`` (file name ->
+    the label columns that identify a cell's rows there; say trials.csv by model) are dropped: they will be written again, the same numbers, in order. A
     last line without its newline (a write cut by the kill) is dropped too.
     """
     run_dir = Path(run_dir)
@@ -238,8 +239,11 @@ def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence
     dropped = _filter_csv(run_dir / "curves.csv", keep_curve)
     dropped += _filter_csv(run_dir / "summary.csv",
                            lambda row: cell_key(row, label_columns) in done)
-    for name in extra_csvs:
-        dropped += _filter_csv(run_dir / name, lambda row: cell_key(row, label_columns) in done)
+    for name, columns in (extra_csvs or {}).items():
+        index = [label_columns.index(c) for c in columns]
+        finished = {tuple(key[i] for i in index) for key in done}
+        dropped += _filter_csv(run_dir / name,
+                               lambda row, cols=tuple(columns): cell_key(row, cols) in finished)
     if dropped:
         notes.append(f"dropped {dropped} row(s) written after the last checkpoint; they "
                      f"are measured again")

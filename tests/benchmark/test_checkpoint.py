@@ -254,3 +254,64 @@ def test_stop_request_first_signal_asks_second_interrupts():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def _cut_back(run_dir: Path, slug: str, step: int, labels: dict[str, str],
+              extra_csvs: tuple[str, ...] = ()) -> None:
+    """Make a finished run look killed just after cell ``slug`` saved update ``step``.
+
+    Its later checkpoints and its summary rows go; its curve rows past ``step`` and its
+    rows in ``extra_csvs`` stay, as a kill before the next checkpoint leaves them.
+    """
+    cell_dir = run_dir / "checkpoints" / slug
+    for newer in [p for p in cell_dir.iterdir() if int(p.name) > step]:
+        shutil.rmtree(newer)
+    summary = pd.read_csv(run_dir / "summary.csv")
+    mine = np.logical_and.reduce([summary[k].astype(str) == v for k, v in labels.items()])
+    summary[~mine].to_csv(run_dir / "summary.csv", index=False)
+    del extra_csvs  # kept as they are: the resume must drop them
+
+
+def test_memory_resume_skips_finished_cells_and_continues_the_cut_one(tmp_path):
+    """`s5bench memory --resume`: the finished length is not trained again, the interrupted
+    one continues from its checkpoint, and the CSVs end equal to the uninterrupted run's."""
+    args = ["memory", "--models", "mlp", "--lengths", "4,8", "--seeds", "2",
+            *[arg for setting in SHORT_SETTINGS for arg in ("--set", setting)],
+            "--checkpoint-every", "0", "--keep-checkpoints", "4"]
+    whole = runner.invoke(cli.app, [*args, "--out", str(tmp_path), "--run-id", "whole"])
+    assert whole.exit_code == 0, whole.output
+    shutil.copytree(tmp_path / "whole", tmp_path / "cut")
+    _cut_back(tmp_path / "cut", "mlp-8", 4, {"model": "mlp", "memory_length": "8"})
+
+    resumed = runner.invoke(cli.app, [*args, "--resume", str(tmp_path / "cut")])
+    assert resumed.exit_code == 0, resumed.output
+    meta = json.loads((tmp_path / "cut" / "meta.json").read_text())
+    assert meta["resumes"][0]["from_update"] == {"mlp · 8": 4}
+    assert meta["resumes"][0]["finished_cells"] == 1
+    for name in ("curves.csv", "summary.csv"):
+        pd.testing.assert_frame_equal(_numbers(tmp_path / "whole" / name),
+                                      _numbers(tmp_path / "cut" / name))
+    # The finished cell was not trained again: its row still has the first run's compile time.
+    first, again = (pd.read_csv(tmp_path / d / "summary.csv") for d in ("whole", "cut"))
+    assert first.compile_s[0] == again.compile_s[0]
+
+
+@pytest.mark.slow
+def test_meta_resume_writes_every_trial_row_once(tmp_path):
+    """`s5bench meta --resume`: trial rows of the unfinished cell are dropped and written
+    again after its evaluation, equal to the uninterrupted run's."""
+    args = ["meta", "--models", "mlp,gru", "--trials", "2", "--trial-length", "4",
+            "--eval-episodes", "4", "--set", "ppo.num_envs=8", "--set", "ppo.num_steps=8",
+            "--set", "ppo.num_minibatches=2", "--set", "ppo.update_epochs=1",
+            "--set", "ppo.updates_per_chunk=1", "--total-steps", "256",
+            "--checkpoint-every", "0", "--keep-checkpoints", "4"]
+    whole = runner.invoke(cli.app, [*args, "--out", str(tmp_path), "--run-id", "whole"])
+    assert whole.exit_code == 0, whole.output
+    shutil.copytree(tmp_path / "whole", tmp_path / "cut")
+    _cut_back(tmp_path / "cut", "gru-MetaControl", 2, {"model": "gru"}, ("trials.csv",))
+
+    resumed = runner.invoke(cli.app, [*args, "--resume", str(tmp_path / "cut")])
+    assert resumed.exit_code == 0, resumed.output
+    for name in ("curves.csv", "summary.csv", "trials.csv"):
+        pd.testing.assert_frame_equal(_numbers(tmp_path / "whole" / name),
+                                      _numbers(tmp_path / "cut" / name))

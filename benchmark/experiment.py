@@ -210,8 +210,9 @@ def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence
     ``error`` (failed cells are tried again). Every other cell restarts from its newest
     whole checkpoint (damaged newer ones are reported and skipped), so its curves.csv rows
     past that update, its partial summary rows and its rows in ``extra_csvs`` (file name ->
-    the label columns that identify a cell's rows there; say trials.csv by model) are dropped: they will be written again, the same numbers, in order. A
-    last line without its newline (a write cut by the kill) is dropped too.
+    the label columns that identify a cell's rows there; say trials.csv by model) are
+    dropped: they will be written again, the same numbers, in order. A last line without
+    its newline (a write cut by the kill) is dropped too.
     """
     run_dir = Path(run_dir)
     label_columns = tuple(label_columns)
@@ -242,8 +243,9 @@ def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence
     for name, columns in (extra_csvs or {}).items():
         index = [label_columns.index(c) for c in columns]
         finished = {tuple(key[i] for i in index) for key in done}
-        dropped += _filter_csv(run_dir / name,
-                               lambda row, cols=tuple(columns): cell_key(row, cols) in finished)
+        dropped += _filter_csv(
+            run_dir / name,
+            lambda row, cols=tuple(columns), finished=finished: cell_key(row, cols) in finished)
     if dropped:
         notes.append(f"dropped {dropped} row(s) written after the last checkpoint; they "
                      f"are measured again")

@@ -95,10 +95,13 @@ class CellCheckpoints:
     def due(self) -> bool:
         return time.monotonic() - self._last_save >= 60.0 * self.settings.every_minutes
 
-    def save(self, runner, train_s: float, mean_return: np.ndarray) -> None:
+    def save(self, runner, update: int, train_s: float, mean_return: np.ndarray) -> None:
+        """Save ``runner`` (after ``update`` updates) as step ``update``; every process calls it.
+
+        ``mean_return`` is the ``[S, update]`` history the summary needs after a resume.
+        """
         import orbax.checkpoint as ocp
 
-        update = int(np.asarray(jax.device_get(runner.update)).reshape(-1)[0])
         extra = {
             "update": update,
             "train_s": train_s,

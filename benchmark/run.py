@@ -240,7 +240,7 @@ def run_training(
         stopping = should_stop() and not last
         saved = checkpoints is not None and (last or stopping or checkpoints.due())
         if saved:
-            checkpoints.save(runner, chunk_end_s, history())
+            checkpoints.save(runner, (chunk + 1) * trainer.chunk_size, chunk_end_s, history())
             if on_saved is not None:
                 on_saved((chunk + 1) * trainer.chunk_size)
         if stopping:

@@ -41,8 +41,14 @@ def _split(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
 
-# ------------------------------------------------- long runs: checkpoints, resume, devices
+# ----------------------------------------------------- options every training command takes
 
+SeedsOption = Annotated[int, typer.Option(help="Seeds trained at once (a vmap axis).")]
+SeedOption = Annotated[int, typer.Option(help="Base seed; seed i uses key(seed + i).")]
+OutOption = Annotated[Path, typer.Option(help="Parent folder of the run folder.")]
+RunIdOption = Annotated[str | None, typer.Option(
+    help="Name of the run folder (default: the start time).")]
+ForceOption = Annotated[bool, typer.Option(help="Overwrite the CSVs of an existing run folder.")]
 ResumeOption = Annotated[Path | None, typer.Option(
     "--resume", help="Continue the run in this folder from its last checkpoint, appending "
     "to its CSVs. Give the same options as the first time: a difference is named, exit 2.")]
@@ -139,10 +145,7 @@ def _start_session(command: str, config_doc: dict, cells: list, label_columns, o
         meta.setdefault("resumes", []).append({
             "when": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "command_line": " ".join(["s5bench", *sys.argv[1:]]),
-            "from_update": {cell.title: plan.start[key] or 0
-                            for cell in cells
-                            for key in [_cell_key(cell, label_columns)]
-                            if key in plan.start},
+            "from_update": plan.from_update(cells, label_columns),
             "finished_cells": len(plan.done),
             "checkpoint": checkpoint_meta,
             **{k: v for k, v in device_info().items() if k != "devices"},
@@ -163,12 +166,6 @@ def _start_session(command: str, config_doc: dict, cells: list, label_columns, o
                    should_stop=stop.requested, resume=plan, meta=meta)
 
 
-def _cell_key(cell, label_columns):
-    from benchmark.experiment import cell_key
-
-    return cell_key(cell.labels, label_columns)
-
-
 def _resume_hint(run_dir: Path) -> str:
     """This command line with ``--resume RUN_DIR`` in place of --out/--run-id/--force."""
     import shlex
@@ -186,6 +183,34 @@ def _resume_hint(run_dir: Path) -> str:
             continue
         args.append(arg)
     return shlex.join(["s5bench", *args, "--resume", str(run_dir)])
+
+
+def _train(command: str, config_doc: dict, cells: list, label_columns, out: Path,
+           run_id: str | None, force: bool, long: LongRun, train, *, what: str = "",
+           extra_csvs: dict[str, tuple[str, ...]] | None = None):
+    """Open (or, with --resume, reopen) the run folder and call ``train(session)``.
+
+    Ctrl-C and SIGTERM are caught for the whole run; a stop becomes one line saying how to
+    resume, and exit status 130. Returns ``(run_dir, whatever train returned)``.
+    """
+    from benchmark.run import StopRequest, TrainingInterrupted
+
+    with StopRequest(err_console.print) as stop:
+        session = _start_session(command, config_doc, cells, label_columns, out, run_id,
+                                 force, long, stop, extra_csvs)
+        console.print(f"[bold]s5bench {command}[/]: {len(cells)} cell(s){what}, writing to "
+                      f"{session.run_dir}")
+        try:
+            return session.run_dir, train(session)
+        except TrainingInterrupted as error:
+            raise _stopped(error, session.run_dir) from None
+
+
+def _finish(rows: list[dict], run_dir: Path) -> None:
+    """Name the run folder; exit 1 unless every seed of every cell finished."""
+    console.print(f"results: {run_dir}")
+    if any(row["status"] != "ok" for row in rows):
+        raise typer.Exit(code=1)
 
 
 def _stopped(error, run_dir: Path) -> typer.Exit:
@@ -263,7 +288,7 @@ def popgym(
         "--env", "-e", help="Environment id, alias, family name (all three difficulties) "
         "or `all` (every POPGym environment); repeatable or comma-separated.")] = [  # noqa: B006
         "RepeatPreviousEasy"],
-    seeds: Annotated[int, typer.Option(help="Seeds trained at once (a vmap axis).")] = 1,
+    seeds: SeedsOption = 1,
     preset: Annotated[str, typer.Option(
         help="quick (CPU-sized, minutes) or paper (Lu et al.: 64 envs x 1024 steps, 15M "
         "steps).")] = "quick",
@@ -273,13 +298,11 @@ def popgym(
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override any config field, e.g. --set ppo.lr=3e-4 --set "
         "backbone.num_layers=2; repeatable. An unknown key lists the valid ones.")] = None,
-    seed: Annotated[int, typer.Option(help="Base seed; seed i uses key(seed + i).")] = 0,
-    out: Annotated[Path, typer.Option(help="Parent folder of the run folder.")] = Path(
+    seed: SeedOption = 0,
+    out: OutOption = Path(
         "results/popgym"),
-    run_id: Annotated[str | None, typer.Option(
-        help="Name of the run folder (default: the start time).")] = None,
-    force: Annotated[bool, typer.Option(
-        help="Overwrite the CSVs of an existing run folder.")] = False,
+    run_id: RunIdOption = None,
+    force: ForceOption = False,
     resume: ResumeOption = None,
     checkpoint_every: CheckpointEveryOption = 10.0,
     keep_checkpoints: KeepCheckpointsOption = 2,
@@ -294,7 +317,7 @@ def popgym(
     2 for bad input, 130 when stopped (Ctrl-C; the printed command resumes).
     """
     from benchmark.config import to_dict
-    from benchmark.experiment import Cell
+    from benchmark.experiment import Cell, run_cells, summary_table
 
     long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
     try:
@@ -308,35 +331,18 @@ def popgym(
         raise _fail(str(error)) from None
     cells = [Cell({"model": model, "env": env_id}, config)
              for (model, env_id), config in configs.items()]
-    _train_and_report("popgym", config_doc, cells, out, run_id, force, long)
-
-
-def _train_and_report(command: str, config_doc: dict, cells: list, out: Path,
-                      run_id: str | None, force: bool, long: LongRun) -> None:
-    """Open the run folder, run every cell (checkpointed), print the summary."""
-    from benchmark.experiment import run_cells, summary_table
-    from benchmark.run import StopRequest, TrainingInterrupted
-
-    label_columns = ("model", "env")
-    with StopRequest(err_console.print) as stop:
-        session = _start_session(command, config_doc, cells, label_columns, out, run_id,
-                                 force, long, stop)
-        run_dir = session.run_dir
-        console.print(f"[bold]s5bench {command}[/]: {len(cells)} cell(s), writing to {run_dir}")
-        try:
-            rows = run_cells(cells, run_dir, label_columns, console, session=session)
-        except TrainingInterrupted as error:
-            raise _stopped(error, run_dir) from None
-    console.print(summary_table(rows, label_columns, f"{command}: mean over seeds"))
+    labels = ("model", "env")
+    run_dir, rows = _train("popgym", config_doc, cells, labels, out, run_id, force, long,
+                           lambda session: run_cells(cells, session.run_dir, labels, console,
+                                                     session=session))
+    console.print(summary_table(rows, labels, "popgym: mean over seeds"))
     if len({row["env"] for row in rows}) > 1:
         from benchmark.aggregate import AGGREGATE_COLUMNS, aggregate_by_model
         from benchmark.results import CsvLog
 
         with CsvLog(run_dir / "aggregate.csv", AGGREGATE_COLUMNS) as log:
             log.write_many(aggregate_by_model(rows))
-    console.print(f"results: {run_dir}")
-    if any(row["status"] != "ok" for row in rows):
-        raise typer.Exit(code=1)
+    _finish(rows, run_dir)
 
 
 def _backbone_meta(configs) -> dict:
@@ -361,7 +367,7 @@ def memory(
         help="Memory lengths (steps between the cue and the decision): A..B (every power "
         "of two from A to B, both powers of two) or a comma list such as 5,10,30.")
     ] = "4..1024",
-    seeds: Annotated[int, typer.Option(help="Seeds trained at once (a vmap axis).")] = 3,
+    seeds: SeedsOption = 3,
     preset: Annotated[str, typer.Option(
         help="quick (CPU-sized) or paper (Lu et al.'s PPO settings). Per memory length L, "
         "ppo.num_steps becomes the larger of the preset's and the smallest power of two "
@@ -374,13 +380,11 @@ def memory(
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override any config field after the per-length choice above, e.g. "
         "--set ppo.lr=3e-4; repeatable. The rollout must still cover an episode.")] = None,
-    seed: Annotated[int, typer.Option(help="Base seed; seed i uses key(seed + i).")] = 0,
-    out: Annotated[Path, typer.Option(help="Parent folder of the run folder.")] = Path(
+    seed: SeedOption = 0,
+    out: OutOption = Path(
         "results/memory"),
-    run_id: Annotated[str | None, typer.Option(
-        help="Name of the run folder (default: the start time).")] = None,
-    force: Annotated[bool, typer.Option(
-        help="Overwrite the CSVs of an existing run folder.")] = False,
+    run_id: RunIdOption = None,
+    force: ForceOption = False,
     resume: ResumeOption = None,
     checkpoint_every: CheckpointEveryOption = 10.0,
     keep_checkpoints: KeepCheckpointsOption = 2,
@@ -397,7 +401,14 @@ def memory(
     of cues recalled).
     """
     from benchmark.config import to_dict
-    from benchmark.memory import ENV_ID, SUCCESS_RETURN, build_cells
+    from benchmark.experiment import run_cells, summary_table
+    from benchmark.memory import (
+        ENV_ID,
+        EXTRA_SUMMARY,
+        LABEL_COLUMNS,
+        SUCCESS_RETURN,
+        build_cells,
+    )
     from benchmark.speed import parse_lengths
 
     long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
@@ -419,30 +430,12 @@ def memory(
         _validate_long_run(long, "memory", config_doc, run_id, force)
     except BadInput as error:
         raise _fail(str(error)) from None
-    _run_memory_cells(cells, config_doc, out, run_id, force, long)
-
-
-def _run_memory_cells(cells: list, config_doc: dict, out: Path, run_id: str | None,
-                      force: bool, long: LongRun) -> None:
-    """Open the run folder, train every cell (checkpointed), print the summary."""
-    from benchmark.experiment import run_cells, summary_table
-    from benchmark.memory import EXTRA_SUMMARY, LABEL_COLUMNS
-    from benchmark.run import StopRequest, TrainingInterrupted
-
-    with StopRequest(err_console.print) as stop:
-        session = _start_session("memory", config_doc, cells, LABEL_COLUMNS, out, run_id,
-                                 force, long, stop)
-        run_dir = session.run_dir
-        console.print(f"[bold]s5bench memory[/]: {len(cells)} cell(s), writing to {run_dir}")
-        try:
-            rows = run_cells(cells, run_dir, LABEL_COLUMNS, console,
-                             extra_summary=EXTRA_SUMMARY, session=session)
-        except TrainingInterrupted as error:
-            raise _stopped(error, run_dir) from None
+    run_dir, rows = _train(
+        "memory", config_doc, cells, LABEL_COLUMNS, out, run_id, force, long,
+        lambda session: run_cells(cells, session.run_dir, LABEL_COLUMNS, console,
+                                  extra_summary=EXTRA_SUMMARY, session=session))
     console.print(summary_table(rows, LABEL_COLUMNS, "memory: mean over seeds"))
-    console.print(f"results: {run_dir}")
-    if any(row["status"] != "ok" for row in rows):
-        raise typer.Exit(code=1)
+    _finish(rows, run_dir)
 
 
 # ----------------------------------------------------------------------------- figures
@@ -508,10 +501,8 @@ def speed(
     max_seconds: Annotated[float, typer.Option(
         help="Budget per cell for warm-up + repeats (compile excluded); a cell over it is "
         "a `timeout` row and longer lengths of its series are `skipped`.")] = 60.0,
-    out: Annotated[Path, typer.Option(help="Parent folder of the run folder.")] = Path(
-        "results/speed"),
-    run_id: Annotated[str | None, typer.Option(
-        help="Name of the run folder (default: the start time).")] = None,
+    out: OutOption = Path("results/speed"),
+    run_id: RunIdOption = None,
     resume: Annotated[bool, typer.Option(
         help="Continue the run folder named by --run-id, skipping rows already in its "
         "speed.csv.")] = False,
@@ -623,7 +614,7 @@ def meta(
         "32, paper 200).")] = None,
     eval_episodes: Annotated[int, typer.Option(
         help="Evaluation meta-episodes per seed and base environment.")] = 64,
-    seeds: Annotated[int, typer.Option(help="Seeds trained at once (a vmap axis).")] = 1,
+    seeds: SeedsOption = 1,
     preset: Annotated[str, typer.Option(
         help="quick (CPU-sized, minutes) or paper (Lu et al.'s PPO settings).")] = "quick",
     total_steps: Annotated[int | None, typer.Option(
@@ -632,13 +623,11 @@ def meta(
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override any config field, e.g. --set ppo.lr=3e-4; repeatable.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Base seed; seed i uses key(seed + i).")] = 0,
-    out: Annotated[Path, typer.Option(help="Parent folder of the run folder.")] = Path(
+    seed: SeedOption = 0,
+    out: OutOption = Path(
         "results/meta"),
-    run_id: Annotated[str | None, typer.Option(
-        help="Name of the run folder (default: the start time).")] = None,
-    force: Annotated[bool, typer.Option(
-        help="Overwrite the CSVs of an existing run folder.")] = False,
+    run_id: RunIdOption = None,
+    force: ForceOption = False,
     resume: ResumeOption = None,
     checkpoint_every: CheckpointEveryOption = 10.0,
     keep_checkpoints: KeepCheckpointsOption = 2,
@@ -654,8 +643,11 @@ def meta(
     OUT/RUN_ID/ with config.json, meta.json, curves.csv, summary.csv and trials.csv (one
     row per model, seed, split, base env and trial index: the in-context learning curve).
     """
+    from rich.table import Table
+
     from benchmark.config import to_dict
-    from benchmark.meta import build_cells, make_settings
+    from benchmark.experiment import summary_table
+    from benchmark.meta import LABEL_COLUMNS, build_cells, make_settings, run_meta, trial_table_rows
 
     long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
     try:
@@ -671,30 +663,12 @@ def meta(
         _validate_long_run(long, "meta", config_doc, run_id, force)
     except BadInput as error:
         raise _fail(str(error)) from None
-    _run_meta_cells(cells, settings, config_doc, out, run_id, force, long)
-
-
-def _run_meta_cells(cells: list, settings, config_doc: dict, out: Path, run_id: str | None,
-                    force: bool, long: LongRun) -> None:
-    """Open the run folder, train and evaluate (checkpointed), print the summary."""
-    from rich.table import Table
-
-    from benchmark.experiment import summary_table
-    from benchmark.meta import LABEL_COLUMNS, run_meta, trial_table_rows
-    from benchmark.run import StopRequest, TrainingInterrupted
-
-    with StopRequest(err_console.print) as stop:
-        session = _start_session("meta", config_doc, cells, LABEL_COLUMNS, out, run_id,
-                                 force, long, stop,
-                                 # trials.csv's suite column is the evaluated split's suite
-                                 extra_csvs={"trials.csv": ("model",)})
-        run_dir = session.run_dir
-        console.print(f"[bold]s5bench meta[/]: {len(cells)} cell(s) on {settings.suite}, "
-                      f"K={settings.num_trials}, writing to {run_dir}")
-        try:
-            rows, trials = run_meta(cells, settings, run_dir, console, session=session)
-        except TrainingInterrupted as error:
-            raise _stopped(error, run_dir) from None
+    run_dir, (rows, trials) = _train(
+        "meta", config_doc, cells, LABEL_COLUMNS, out, run_id, force, long,
+        lambda session: run_meta(cells, settings, session.run_dir, console, session=session),
+        what=f" on {settings.suite}, K={settings.num_trials}",
+        # trials.csv's suite column is the evaluated split's suite, so match rows by model
+        extra_csvs={"trials.csv": ("model",)})
     console.print(summary_table(rows, LABEL_COLUMNS, "meta training: mean over seeds"))
     table = Table(title="meta evaluation: mean return per trial (over base envs and seeds)")
     for name in ("model", "split", "K", "trial 1", "trial K"):
@@ -702,9 +676,7 @@ def _run_meta_cells(cells: list, settings, config_doc: dict, out: Path, run_id: 
     for model_name, split, last, first_return, last_return in trial_table_rows(trials):
         table.add_row(model_name, split, str(last), f"{first_return:.3f}", f"{last_return:.3f}")
     console.print(table)
-    console.print(f"results: {run_dir}")
-    if any(row["status"] != "ok" for row in rows):
-        raise typer.Exit(code=1)
+    _finish(rows, run_dir)
 
 
 # ----------------------------------------------------------------------------- listings

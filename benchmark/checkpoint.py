@@ -18,6 +18,7 @@ the newest step that checks out.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -128,8 +129,6 @@ class CellCheckpoints:
         manifest_path = step_dir / MANIFEST
         if not manifest_path.is_file():
             return "no manifest: the save did not finish"
-        import json
-
         try:
             expected = json.loads(manifest_path.read_text())["files"]
         except (ValueError, KeyError) as error:

@@ -19,6 +19,8 @@ import jax
 from benchmark.timing import time_function
 from envs import make
 
+_OPTIONS = {"num_steps": "steps"}  # field -> its `s5bench envs --bench` option, where they differ
+
 BENCH_COLUMNS = ("env", "batch", "num_steps", "compile_s", "port_steps_per_s",
                  "port_min_steps_per_s", "port_max_steps_per_s", "reference_steps_per_s",
                  "speedup", "device")
@@ -36,7 +38,8 @@ class EnvBenchConfig:
     def __post_init__(self):
         for name in ("batch", "num_steps", "repeats"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be positive, "
+                option = _OPTIONS.get(name, name.replace("_", "-"))
+                raise ValueError(f"--{option} must be positive, "
                                  f"got {getattr(self, name)}")
         if self.reference_seconds <= 0:
             raise ValueError("reference seconds must be positive")

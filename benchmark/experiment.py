@@ -15,9 +15,7 @@ CSVs to match, so a resumed run appends exactly the rows it had not yet written.
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,9 +36,8 @@ from rich.table import Table
 
 from benchmark.checkpoint import CellCheckpoints, CheckpointSettings
 from benchmark.config import RunConfig
-from benchmark.results import CsvLog, write_json
+from benchmark.results import CsvLog, filter_rows, read_raw_rows, typed_row, write_json
 from benchmark.run import (
-    Checkpointing,
     ChunkReport,
     RunResult,
     TrainingInterrupted,
@@ -199,6 +196,12 @@ class ResumePlan:
     start: dict[tuple[str, ...], int | None]  # unfinished cells -> checkpoint (None: anew)
     notes: list[str]  # one line per damaged checkpoint or dropped row
 
+    def from_update(self, cells: Sequence[Cell], label_columns: Sequence[str]
+                    ) -> dict[str, int]:
+        """Cell title -> the update each unfinished cell continues from (0: anew)."""
+        keys = {cell.title: cell_key(cell.labels, label_columns) for cell in cells}
+        return {title: self.start[key] or 0 for title, key in keys.items() if key in self.start}
+
 
 def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence[str],
                    checkpoint: CheckpointSettings,
@@ -216,7 +219,7 @@ def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence
     """
     run_dir = Path(run_dir)
     label_columns = tuple(label_columns)
-    summary = _read_rows(run_dir / "summary.csv")
+    summary = read_raw_rows(run_dir / "summary.csv")
     seeds_of: dict[tuple[str, ...], dict[int, dict]] = {}
     for row in summary:
         seeds_of.setdefault(cell_key(row, label_columns), {})[int(row["seed"])] = row
@@ -226,7 +229,7 @@ def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence
         rows = seeds_of.get(key, {})
         if (len(rows) == cell.config.num_seeds
                 and all(r["status"] != "error" for r in rows.values())):
-            done[key] = [_typed(rows[s]) for s in sorted(rows)]
+            done[key] = [typed_row(rows[s]) for s in sorted(rows)]
             continue
         step, problems = CellCheckpoints(checkpoint_dir(run_dir, cell, label_columns),
                                          checkpoint).latest_valid()
@@ -237,75 +240,19 @@ def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence
         key = cell_key(row, label_columns)
         return key in done or (start.get(key) is not None and int(row["update"]) <= start[key])
 
-    dropped = _filter_csv(run_dir / "curves.csv", keep_curve)
-    dropped += _filter_csv(run_dir / "summary.csv",
+    dropped = filter_rows(run_dir / "curves.csv", keep_curve)
+    dropped += filter_rows(run_dir / "summary.csv",
                            lambda row: cell_key(row, label_columns) in done)
     for name, columns in (extra_csvs or {}).items():
         index = [label_columns.index(c) for c in columns]
         finished = {tuple(key[i] for i in index) for key in done}
-        dropped += _filter_csv(
+        dropped += filter_rows(
             run_dir / name,
             lambda row, cols=tuple(columns), finished=finished: cell_key(row, cols) in finished)
     if dropped:
         notes.append(f"dropped {dropped} row(s) written after the last checkpoint; they "
                      f"are measured again")
     return ResumePlan(done=done, start=start, notes=notes)
-
-
-def _complete_lines(path: Path) -> tuple[list[str], bool]:
-    """The newline-terminated lines of ``path``, and whether a cut-off write followed them."""
-    text = path.read_text() if path.is_file() else ""
-    *lines, tail = text.split("\n")
-    return lines, tail != ""
-
-
-def _read_rows(path: Path) -> list[dict[str, str]]:
-    lines, _ = _complete_lines(path)
-    return list(csv.DictReader(lines)) if lines else []
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The complete rows of a CSV this package wrote, numbers as numbers, empty as None."""
-    return [_typed(row) for row in _read_rows(path)]
-
-
-def _filter_csv(path: Path, keep: Callable[[dict[str, str]], bool]) -> int:
-    """Rewrite ``path`` (atomically) with the complete rows ``keep`` accepts; count the rest."""
-    if not path.is_file():
-        return 0
-    lines, cut_off = _complete_lines(path)
-    if not lines:
-        return int(cut_off)
-    kept, dropped = [lines[0]], int(cut_off)
-    # One CSV row per line: CsvLog writes no quoted newlines (labels and messages are
-    # single-line).
-    for line, row in zip(lines[1:], csv.DictReader(lines), strict=True):
-        if keep(row):
-            kept.append(line)
-        else:
-            dropped += 1
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
-    return dropped
-
-
-def _typed(row: Mapping[str, str]) -> dict[str, Any]:
-    """A CSV row with numbers as numbers and empty cells as None (as they were written)."""
-    out: dict[str, Any] = {}
-    for name, text in row.items():
-        if text == "":
-            out[name] = None
-            continue
-        for kind in (int, float):
-            try:
-                out[name] = kind(text)
-                break
-            except ValueError:
-                continue
-        else:
-            out[name] = {"True": True, "False": False}.get(text, text)
-    return out
 
 
 # ----------------------------------------------------------------------------- training
@@ -405,7 +352,7 @@ def train_cell(cell: Cell, session: Session, label_columns: Sequence[str], curve
         result = run_training(
             cell.config, on_chunk, env_kwargs=dict(cell.env_kwargs),
             env_params=dict(cell.env_params),
-            checkpointing=Checkpointing(checkpoints, resume_from) if checkpoints else None,
+            checkpoints=checkpoints, resume_from=resume_from,
             devices=session.devices, should_stop=session.should_stop,
             on_compiled=on_compiled, on_saved=on_saved,
         )

@@ -60,7 +60,7 @@ POPGYM_CURVES_COLUMNS = ("model", "env", "seed", "update", "env_steps", "mean_re
 POPGYM_SUMMARY_COLUMNS = ("model", "env", "seed", "status", "final_return", "wall_s")
 _NUMERIC = {"seq_len", "batch", "median_s", "min_s", "max_s", "tokens_per_s", "d_model",
             "num_layers", "memory_length", "seed", "update", "env_steps", "mean_return",
-            "final_return", "best_return", "wall_s"}
+            "final_return", "best_return", "wall_s", "trial"}
 
 MODES = ("train", "infer", "rollout")
 _MODE_TITLES = {"train": "train (forward + backward + update)",
@@ -78,8 +78,9 @@ FIGURE_TITLES = {
     "popgym_summary": "POPGym summary: MMER and wall time",
     "return_vs_cost": "Return against cost",
 }
-_SOURCES = {"scaling": "speed", "speed_ratio": "speed", "memory_length": "memory",
-            "popgym_curves": "popgym", "popgym_summary": "popgym", "return_vs_cost": "popgym"}
+_SOURCE_TEXT = {"speed": "speed run (speed.csv)",
+                "memory": "memory run (summary.csv with memory_length)",
+                "popgym": "POPGym run (curves.csv/summary.csv with env)"}
 
 
 class FigureDataError(ValueError):
@@ -127,6 +128,13 @@ class Report:
     @property
     def nothing_to_draw(self) -> bool:
         return not self.figures
+
+    def add(self, outcome: Figure | str, title: str, run_name: str) -> None:
+        """Record a drawn figure, or the reason (a drawer's string) it was not drawn."""
+        if isinstance(outcome, str):
+            self.skipped.append(f"{title} ({run_name}): {outcome}")
+        else:
+            self.figures.append(outcome)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -220,8 +228,28 @@ _TABLES = {
 }
 
 
+def read_run(folder: Path, results: Path, kind: str,
+             tables: dict[str, Sequence[str]]) -> Run:
+    """``folder``'s Run with each of ``tables`` (csv stem -> required columns) that exists
+    read and checked; shared with figures_meta so both name and read runs alike.
+
+    Raises:
+      FigureDataError: on the first CSV that is unreadable or lacks a required column.
+    """
+    name = folder.relative_to(results).as_posix() if folder != results else folder.name
+    run = Run(path=folder, name=name, kind=kind,
+              device=_device(_read_json(folder / "meta.json")),
+              config=_read_json(folder / "config.json"))
+    for stem, required in tables.items():
+        path = folder / f"{stem}.csv"
+        if path.exists():
+            run.tables[stem] = read_table(path, required)
+            run.files[stem] = path
+    return run
+
+
 def load_runs(results: Path) -> list[Run]:
-    """Every run folder under ``results`` with its checked tables.
+    """Every speed, memory and POPGym run folder under ``results`` with its checked tables.
 
     Raises:
       FigureDataError: on the first CSV that is unreadable or lacks a required column.
@@ -232,19 +260,11 @@ def load_runs(results: Path) -> list[Run]:
         kind = _kind(folder)
         if kind is None:
             continue
-        meta = _read_json(folder / "meta.json")
-        name = folder.relative_to(results).as_posix() if folder != results else ""
-        run = Run(path=folder, name=name or folder.name, kind=kind, device=_device(meta))
-        for stem, required in _TABLES[kind].items():
-            path = folder / f"{stem}.csv"
-            if path.exists():
-                run.tables[stem] = read_table(path, required)
-                run.files[stem] = path
+        run = read_run(folder, results, kind, _TABLES[kind])
         if kind == "speed" and "speed" in run.tables:
             devices = run.tables["speed"]["device"].dropna().unique()
             if len(devices):
                 run.device = ", ".join(str(d) for d in devices)
-        run.config = _read_json(folder / "config.json")
         runs.append(run)
     return runs
 
@@ -262,56 +282,50 @@ def draw_figures(results: Path, out: Path) -> Report:
     results, out = Path(results), Path(out)
     if not results.is_dir():
         raise FileNotFoundError(f"results folder {results} does not exist")
-    from benchmark.figures_meta import draw_meta_figures, meta_run_folders
+    from benchmark.figures_meta import draw_meta_figures, load_meta_runs
 
+    # Every CSV, the meta runs' too, is read and checked before anything is drawn.
     runs = load_runs(results)
+    meta_runs = load_meta_runs(results)
     report = Report()
-    if not runs and not meta_run_folders(results):
+    if not runs and not meta_runs:
         return report
     by_kind: dict[str, list[Run]] = {}
     for run in runs:
         by_kind.setdefault(run.kind, []).append(run)
     out.mkdir(parents=True, exist_ok=True)
-    drawers = {
-        "scaling": _draw_scaling,
-        "speed_ratio": _draw_speed_ratio,
-        "memory_length": _draw_memory_length,
-        "popgym_curves": _draw_popgym_curves,
-        "popgym_summary": _draw_popgym_summary,
-        "return_vs_cost": _draw_return_vs_cost,
+    drawers = {  # figure -> (the kind of run it is drawn from, its drawer)
+        "scaling": ("speed", _draw_scaling),
+        "speed_ratio": ("speed", _draw_speed_ratio),
+        "memory_length": ("memory", _draw_memory_length),
+        "popgym_curves": ("popgym", _draw_popgym_curves),
+        "popgym_summary": ("popgym", _draw_popgym_summary),
+        "return_vs_cost": ("popgym", _draw_return_vs_cost),
     }
-    for kind, drawer in drawers.items():
-        source = _SOURCES[kind]
+    for kind, (source, drawer) in drawers.items():
         sources = by_kind.get(source, [])
         if not sources:
-            report.skipped.append(f"{FIGURE_TITLES[kind]}: no {_source_text(source)} "
+            report.skipped.append(f"{FIGURE_TITLES[kind]}: no {_SOURCE_TEXT[source]} "
                                   f"under {results}")
-            continue
         for run in sources:
-            outcome = drawer(run, out)
-            if isinstance(outcome, str):
-                report.skipped.append(f"{FIGURE_TITLES[kind]} ({run.name}): {outcome}")
-            else:
-                report.figures.append(outcome)
-    draw_meta_figures(results, out, report)  # meta-RL runs (trials.csv): figures_meta.py
+            report.add(drawer(run, out), FIGURE_TITLES[kind], run.name)
+    draw_meta_figures(meta_runs, out, report)  # meta-RL runs (trials.csv): figures_meta.py
     report.index = write_index(out, report, results)
     return report
 
 
-def _source_text(source: str) -> str:
-    return {"speed": "speed run (speed.csv)",
-            "memory": "memory run (summary.csv with memory_length)",
-            "popgym": "POPGym run (curves.csv/summary.csv with env)"}[source]
-
-
-def _save(fig, out: Path, stem: str) -> list[Path]:
-    paths = []
+def _figure(kind: str, run: Run, fig, out: Path, caption: str,
+            title: str | None = None) -> Figure:
+    """Save ``fig`` as ``<kind>_<run slug>`` in every format, close it and describe it."""
+    stem = f"{kind}_{run.slug}"
+    files = []
     for fmt in FORMATS:
         path = out / f"{stem}.{fmt}"
         fig.savefig(path, dpi=120, bbox_inches="tight", metadata=_SAVE_METADATA[fmt])
-        paths.append(path)
+        files.append(path)
     plt.close(fig)
-    return paths
+    return Figure(kind, stem, title or FIGURE_TITLES[kind], [run.path], run.device, caption,
+                  files)
 
 
 def _color(name: str, seen: dict[str, str]) -> str:
@@ -375,13 +389,21 @@ def _modes(table: pd.DataFrame) -> list[str]:
     return [m for m in MODES if m in present] + [m for m in present if m not in MODES]
 
 
-def _draw_scaling(run: Run, out: Path) -> Figure | str:
+def _ok_speed_rows(run: Run) -> pd.DataFrame | str:
+    """speed.csv's measured rows with their line labels, or why there are none."""
     if "speed" not in run.tables:
         return "no speed.csv"
-    table = run.tables["speed"]
-    ok = _speed_lines(table)
+    ok = _speed_lines(run.tables["speed"])
     if ok.empty:
         return f"{run.files['speed']} has no row with status ok"
+    return ok
+
+
+def _draw_scaling(run: Run, out: Path) -> Figure | str:
+    ok = _ok_speed_rows(run)
+    if isinstance(ok, str):
+        return ok
+    table = run.tables["speed"]
     modes = _modes(ok)
     unmeasured = _unmeasured(table)
     fig, axes = plt.subplots(1, len(modes), figsize=(5.2 * len(modes), 4.4), squeeze=False,
@@ -415,22 +437,18 @@ def _draw_scaling(run: Run, out: Path) -> Figure | str:
     sizes = _sizes_text(ok)
     fig.suptitle(f"Time against sequence length on {run.device} ({sizes}); band: min-max "
                  "over repeats", fontsize=11)
-    stem = f"scaling_{run.slug}"
     caption = (f"Median seconds per call against T, log-log, {sizes}; one panel per mode; "
                "S5's parallel (solid) and sequential (dashed) evaluations apart.")
     if unmeasured:
         caption += " Not measured: " + "; ".join(
             f"{line} {mode}: {what}" for mode, line, what in unmeasured) + "."
-    return Figure("scaling", stem, FIGURE_TITLES["scaling"], [run.path], run.device,
-                  caption, _save(fig, out, stem))
+    return _figure("scaling", run, fig, out, caption)
 
 
 def _draw_speed_ratio(run: Run, out: Path) -> Figure | str:
-    if "speed" not in run.tables:
-        return "no speed.csv"
-    ok = _speed_lines(run.tables["speed"])
-    if ok.empty:
-        return f"{run.files['speed']} has no row with status ok"
+    ok = _ok_speed_rows(run)
+    if isinstance(ok, str):
+        return ok
     is_s5 = ok["model"].astype(str) == "s5"
     if not is_s5.any():
         return f"{run.files['speed']} has no measured s5 row to compare with"
@@ -465,11 +483,9 @@ def _draw_speed_ratio(run: Run, out: Path) -> Figure | str:
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"Time relative to S5 (the faster S5 evaluation at each T) on {run.device}; "
                  "above 1 = slower than S5", fontsize=11)
-    stem = f"speed_ratio_{run.slug}"
     caption = ("Each backbone's median time per call divided by S5's at the same T and mode "
                "(S5 = the faster of its parallel and sequential evaluations there).")
-    return Figure("speed_ratio", stem, FIGURE_TITLES["speed_ratio"], [run.path], run.device,
-                  caption, _save(fig, out, stem))
+    return _figure("speed_ratio", run, fig, out, caption)
 
 
 # --- memory
@@ -537,7 +553,6 @@ def _draw_memory_length(run: Run, out: Path) -> Figure | str:
     left.legend(fontsize=8)
     fig.suptitle(f"MemoryChain (bsuite): return and training time against memory length, "
                  f"on {run.device}", fontsize=11)
-    stem = f"memory_length_{run.slug}"
     caption = ("Final return = mean episodic return over the last 10% of updates; return "
                "1 = every cue recalled, 0 = chance.")
     solved = memory_success_lengths(run.tables["summary"])
@@ -548,8 +563,7 @@ def _draw_memory_length(run: Run, out: Path) -> Figure | str:
         caption += (" Largest memory length up to which every length succeeded (success: "
                     f"best return, the best window of 10% of the updates, >= {threshold}, "
                     "for most seeds): " + ", ".join(parts) + ".")
-    return Figure("memory_length", stem, FIGURE_TITLES["memory_length"], [run.path],
-                  run.device, caption, _save(fig, out, stem))
+    return _figure("memory_length", run, fig, out, caption)
 
 
 # --- popgym
@@ -630,11 +644,9 @@ def _draw_popgym_curves(run: Run, out: Path) -> Figure | str:
     seeds = int(curves.groupby(["model", "env"])["seed"].nunique().max())
     fig.suptitle(f"POPGym learning curves: mean over {seeds} seeds, band min-max over seeds",
                  fontsize=11)
-    stem = f"popgym_curves_{run.slug}"
     caption = (f"Per-update mean episodic return, each seed smoothed by a trailing mean over "
                f"about 5% of the updates ({window} updates), then averaged over seeds.")
-    return Figure("popgym_curves", stem, FIGURE_TITLES["popgym_curves"], [run.path],
-                  run.device, caption, _save(fig, out, stem))
+    return _figure("popgym_curves", run, fig, out, caption)
 
 
 def _cell_wall(summary: pd.DataFrame) -> pd.Series:
@@ -686,12 +698,10 @@ def _draw_popgym_summary(run: Run, out: Path) -> Figure | str:
     right.set_title("Wall time for the same budget", fontsize=10)
     right.grid(True, axis="y", alpha=0.3)
     fig.suptitle(f"POPGym summary on {run.device}", fontsize=11)
-    stem = f"popgym_summary_{run.slug}"
     caption = ("MMER = max over updates of the mean over seeds of the per-update mean "
                "episodic return; right: training seconds per (backbone, env) cell, compile "
                "excluded, seeds vmapped.")
-    return Figure("popgym_summary", stem, FIGURE_TITLES["popgym_summary"], [run.path],
-                  run.device, caption, _save(fig, out, stem))
+    return _figure("popgym_summary", run, fig, out, caption)
 
 
 def _draw_return_vs_cost(run: Run, out: Path) -> Figure | str:
@@ -720,11 +730,9 @@ def _draw_return_vs_cost(run: Run, out: Path) -> Figure | str:
     ax.set_ylabel("final mean episodic return (mean over seeds)")
     ax.grid(True, alpha=0.3)
     ax.set_title(f"Final return against training time on {run.device}", fontsize=11)
-    stem = f"return_vs_cost_{run.slug}"
     caption = ("One point per (backbone, environment): final return (last 10% of updates, "
                "mean over seeds) against the cell's training seconds.")
-    return Figure("return_vs_cost", stem, FIGURE_TITLES["return_vs_cost"], [run.path],
-                  run.device, caption, _save(fig, out, stem))
+    return _figure("return_vs_cost", run, fig, out, caption)
 
 
 # ----------------------------------------------------------------------------- index

@@ -12,9 +12,10 @@ figure           from                   shows
                                         environment steps, band min-max over seeds
 ===============  =====================  =====================================================
 
-A run folder is a meta run when it holds ``trials.csv``. ``draw_meta_figures`` adds its
-figures and skip lines to a ``benchmark.figures.Report``, so they land in the same
-``index.md``.
+A run folder is a meta run when it holds ``trials.csv``. ``load_meta_runs`` reads and
+checks their CSVs (``draw_figures`` calls it before drawing anything); ``draw_meta_figures``
+adds their figures and skip lines to a ``benchmark.figures.Report``, so they land in the
+same ``index.md``.
 """
 
 from __future__ import annotations
@@ -25,20 +26,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from benchmark.figures import (  # noqa: E402
     Figure,
     FigureDataError,
     Report,
+    Run,
     _color,
-    _device,
+    _figure,
     _model_order,
-    _numeric,
-    _read_json,
-    _save,
     _smooth_per_seed,
-    read_table,
+    read_run,
 )
 
 TRIALS_COLUMNS = ("model", "seed", "split", "env", "trial", "mean_return")
@@ -46,13 +44,7 @@ CURVES_COLUMNS = ("model", "seed", "update", "env_steps", "mean_return")
 TITLES = {"meta_trials": "Meta-RL: return against trial index (in-context learning)",
           "meta_curves": "Meta-RL training curves"}
 SPLITS = ("train", "held-out")
-
-
-def _table(path: Path, required, numeric) -> pd.DataFrame:
-    table = read_table(path, required)
-    for column in numeric:
-        table[column] = _numeric(table[column], path, column)
-    return table
+_TABLES = {"trials": TRIALS_COLUMNS, "curves": CURVES_COLUMNS}
 
 
 def meta_run_folders(results: Path) -> list[Path]:
@@ -60,43 +52,28 @@ def meta_run_folders(results: Path) -> list[Path]:
     return sorted({p.parent for p in Path(results).rglob("trials.csv")})
 
 
-def draw_meta_figures(results: Path, out: Path, report: Report) -> None:
-    """Draw both meta figures of every meta run under ``results``; record them in ``report``.
+def load_meta_runs(results: Path) -> list[Run]:
+    """Every meta run under ``results`` with its checked trials.csv (and curves.csv).
 
     Raises:
       FigureDataError: a meta CSV is unreadable or lacks a required column.
     """
-    results, out = Path(results), Path(out)
-    folders = meta_run_folders(results)
-    if not folders:
-        return  # no meta run: nothing to say (the other figures' skip lines stand alone)
-    out.mkdir(parents=True, exist_ok=True)
-    for folder in folders:
-        name = folder.relative_to(results).as_posix() if folder != results else folder.name
-        slug = name.replace("/", "-") or "results"
-        device = _device(_read_json(folder / "meta.json"))
-        trials = _table(folder / "trials.csv", TRIALS_COLUMNS, ("seed", "trial",
-                                                                "mean_return"))
-        outcome = _draw_trials(trials, folder, slug, device, out)
-        _record(report, outcome, "meta_trials", name)
-        if (folder / "curves.csv").exists():
-            curves = _table(folder / "curves.csv", CURVES_COLUMNS,
-                            ("seed", "update", "env_steps", "mean_return"))
-            outcome = _draw_curves(curves, folder, slug, device, out)
-        else:
-            outcome = "no curves.csv"
-        _record(report, outcome, "meta_curves", name)
+    results = Path(results)
+    return [read_run(folder, results, "meta", _TABLES) for folder in meta_run_folders(results)]
 
 
-def _record(report: Report, outcome: Figure | str, kind: str, name: str) -> None:
-    if isinstance(outcome, str):
-        report.skipped.append(f"{TITLES[kind]} ({name}): {outcome}")
-    else:
-        report.figures.append(outcome)
+def draw_meta_figures(runs: list[Run], out: Path, report: Report) -> None:
+    """Draw both meta figures of every run of ``load_meta_runs`` into ``out`` (which exists);
+    record them in ``report``. No meta run adds no skip line: the other figures' stand alone.
+    """
+    for run in runs:
+        report.add(_draw_trials(run, out), TITLES["meta_trials"], run.name)
+        curves = _draw_curves(run, out) if "curves" in run.tables else "no curves.csv"
+        report.add(curves, TITLES["meta_curves"], run.name)
 
 
-def _draw_trials(trials: pd.DataFrame, folder: Path, slug: str, device: str,
-                 out: Path) -> Figure | str:
+def _draw_trials(run: Run, out: Path) -> Figure | str:
+    trials = run.tables["trials"]
     if trials["mean_return"].notna().sum() == 0:
         return "trials.csv has no return"
     splits = [s for s in SPLITS if (trials["split"] == s).any()]
@@ -126,16 +103,14 @@ def _draw_trials(trials: pd.DataFrame, folder: Path, slug: str, device: str,
     seeds = int(trials.groupby("model")["seed"].nunique().max())
     fig.suptitle(f"Meta-RL evaluation (no gradient steps): mean over base envs and {seeds} "
                  f"seeds, band min-max over seeds", fontsize=10)
-    stem = f"meta_trials_{slug}"
     caption = ("Each trial's return is scaled by its base environment's trial-return bound "
                "(envs/meta.py RETURN_BOUNDS), so it lies in about [-1, 1]; fresh random "
                "projections, carry reset only at the meta-episode start.")
-    return Figure("meta_trials", stem, TITLES["meta_trials"], [folder], device, caption,
-                  _save(fig, out, stem))
+    return _figure("meta_trials", run, fig, out, caption, TITLES["meta_trials"])
 
 
-def _draw_curves(curves: pd.DataFrame, folder: Path, slug: str, device: str,
-                 out: Path) -> Figure | str:
+def _draw_curves(run: Run, out: Path) -> Figure | str:
+    curves = run.tables["curves"]
     if curves["mean_return"].notna().sum() == 0:
         return "curves.csv has no finished meta-episode"
     fig, ax = plt.subplots(figsize=(5.6, 3.8), layout="constrained")
@@ -154,11 +129,9 @@ def _draw_curves(curves: pd.DataFrame, folder: Path, slug: str, device: str,
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.suptitle("Meta-RL training: mean over seeds, band min-max over seeds", fontsize=10)
-    stem = f"meta_curves_{slug}"
     caption = (f"Per-update mean return of the meta-episodes that ended (K trials each), "
                f"each seed smoothed by a trailing mean over {window} updates.")
-    return Figure("meta_curves", stem, TITLES["meta_curves"], [folder], device, caption,
-                  _save(fig, out, stem))
+    return _figure("meta_curves", run, fig, out, caption, TITLES["meta_curves"])
 
 
-__all__ = ["FigureDataError", "draw_meta_figures", "meta_run_folders"]
+__all__ = ["FigureDataError", "draw_meta_figures", "load_meta_runs", "meta_run_folders"]

@@ -37,8 +37,8 @@ from benchmark.config import (
     override,
     with_total_timesteps,
 )
-from benchmark.experiment import Cell, Session, read_rows, run_cells
-from benchmark.results import CsvLog
+from benchmark.experiment import Cell, Session, run_cells
+from benchmark.results import CsvLog, read_rows
 from benchmark.run import RunResult, build_network
 
 LABEL_COLUMNS = ("model", "suite")

@@ -15,7 +15,7 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -251,3 +251,62 @@ def _cell(value: Any) -> Any:
         return repr(value)
     return value
 
+
+# ----------------------------------------------------------------------------- reading back
+
+
+def _complete_lines(path: Path) -> tuple[list[str], bool]:
+    """The newline-terminated lines of ``path``, and whether a cut-off write followed them."""
+    text = path.read_text() if path.is_file() else ""
+    *lines, tail = text.split("\n")
+    return lines, tail != ""
+
+
+def read_raw_rows(path: Path) -> list[dict[str, str]]:
+    """The complete rows of a CSV this package wrote, as text (a cut-off last line left out)."""
+    lines, _ = _complete_lines(path)
+    return list(csv.DictReader(lines)) if lines else []
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The complete rows of a CSV this package wrote, numbers as numbers, empty as None."""
+    return [typed_row(row) for row in read_raw_rows(path)]
+
+
+def filter_rows(path: Path, keep: Callable[[dict[str, str]], bool]) -> int:
+    """Rewrite ``path`` (atomically) with the complete rows ``keep`` accepts; count the rest."""
+    if not path.is_file():
+        return 0
+    lines, cut_off = _complete_lines(path)
+    if not lines:
+        return int(cut_off)
+    kept, dropped = [lines[0]], int(cut_off)
+    # One CSV row per line: CsvLog writes no quoted newlines (labels and messages are
+    # single-line).
+    for line, row in zip(lines[1:], csv.DictReader(lines), strict=True):
+        if keep(row):
+            kept.append(line)
+        else:
+            dropped += 1
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+    return dropped
+
+
+def typed_row(row: Mapping[str, str]) -> dict[str, Any]:
+    """A CSV row with numbers as numbers and empty cells as None (as they were written)."""
+    out: dict[str, Any] = {}
+    for name, text in row.items():
+        if text == "":
+            out[name] = None
+            continue
+        for kind in (int, float):
+            try:
+                out[name] = kind(text)
+                break
+            except ValueError:
+                continue
+        else:
+            out[name] = {"True": True, "False": False}.get(text, text)
+    return out

@@ -95,14 +95,6 @@ class TrainingInterrupted(Exception):
         self.update, self.num_updates, self.saved = update, num_updates, saved
 
 
-@dataclass
-class Checkpointing:
-    """Where and from which update a cell saves and resumes (None: no checkpoints)."""
-
-    checkpoints: CellCheckpoints
-    resume_from: int | None = None  # a step ``checkpoints.latest_valid`` approved
-
-
 class StopRequest:
     """Ctrl-C (SIGINT) or SIGTERM asks a run to stop after the chunk in flight.
 
@@ -154,12 +146,13 @@ def compile_trainer(config: RunConfig, trainer: Trainer, devices: int | None = N
     by_seed = NamedSharding(mesh, P("seed"))
     keys = jax.device_put(seed_keys(config), by_seed)
     init_all = jax.vmap(trainer.init)
-    shardings = runner_shardings(jax.eval_shape(init_all, keys), mesh, config.ppo.num_envs)
+    runner_shapes = jax.eval_shape(init_all, keys)
+    shardings = runner_shardings(runner_shapes, mesh, config.ppo.num_envs)
     init = jax.jit(init_all, out_shardings=shardings).lower(keys).compile()
     run_chunk = jax.jit(
         jax.vmap(trainer.run_chunk), in_shardings=(shardings,),
         out_shardings=(shardings, by_seed),
-    ).lower(jax.eval_shape(init_all, keys)).compile()
+    ).lower(runner_shapes).compile()
     return init, run_chunk, keys, plan
 
 
@@ -169,7 +162,8 @@ def run_training(
     env_kwargs: dict | None = None,
     env_params: dict | None = None,
     *,
-    checkpointing: Checkpointing | None = None,
+    checkpoints: CellCheckpoints | None = None,
+    resume_from: int | None = None,
     devices: int | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     on_compiled: Callable[[MeshPlan, float], None] | None = None,
@@ -178,8 +172,9 @@ def run_training(
     """Train ``config.num_seeds`` seeds at once and report after every chunk.
 
     Compile time is measured apart (``lower().compile()``) and excluded from ``train_s``.
-    With ``checkpointing``, the state is saved when ``checkpoints.due()`` and after the
-    last chunk, and a run with ``resume_from`` continues from that step: the same compiled
+    With ``checkpoints``, the state is saved when ``checkpoints.due()`` and after the
+    last chunk, and ``resume_from`` (a step ``checkpoints.latest_valid`` approved)
+    continues from that step: the same compiled
     program on the same state, so on one backend it gives the numbers an uninterrupted run
     gives. When ``should_stop()`` turns true the state is saved after the chunk in flight
     and ``TrainingInterrupted`` is raised.
@@ -192,11 +187,10 @@ def run_training(
     if on_compiled is not None:
         on_compiled(plan, compile_s)
 
-    checkpoints = checkpointing.checkpoints if checkpointing else None
     done, train_s_before, returns = 0, 0.0, []
-    if checkpointing is not None and checkpointing.resume_from is not None:
-        checkpoints.discard_after(checkpointing.resume_from)
-        restored = checkpoints.restore(checkpointing.resume_from, like=runner)
+    if resume_from is not None:
+        checkpoints.discard_after(resume_from)
+        restored = checkpoints.restore(resume_from, like=runner)
         runner, done, train_s_before = restored.runner, restored.update, restored.train_s
         returns.append(restored.mean_return)
     if done % trainer.chunk_size:

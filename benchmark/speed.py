@@ -14,7 +14,6 @@ sweep skips every (model, evaluation, mode, seq_len, batch) already in the file.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -221,22 +220,9 @@ def _one_line(error: BaseException) -> str:
 # ----------------------------------------------------------------------------- the sweep
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """The rows of an existing ``speed.csv`` (as strings), or [] if there is none."""
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def _row_key(row: Mapping[str, Any]) -> tuple:
     return (str(row["model"]), str(row["evaluation"] or ""), str(row["mode"]),
             int(row["seq_len"]), int(row["batch"]))
-
-
-def _float_or_none(value: Any) -> float | None:
-    return None if value in (None, "") else float(value)
 
 
 class _SeriesState:
@@ -294,20 +280,25 @@ def run_sweep(
     ``measure_cell``.
 
     Returns:
-      Every row of the sweep: those found in the file (as written) and the new ones.
+      Every row of the sweep: those found in the file (numbers as numbers, empty cells as
+      None) and the new ones.
     """
     from rich.console import Console
 
-    from benchmark.results import CsvLog, device_info, device_name
+    # The training sweeps' resume readers: a kill can cut the last row off mid-write, and
+    # that partial line must neither count as a finished cell nor have the next row
+    # appended onto it, so it is dropped from the file before reading.
+    from benchmark.results import CsvLog, device_info, device_name, filter_rows, read_rows
 
     console = console or Console()
     measure = measure or measure_cell
+    filter_rows(csv_path, lambda row: True)
     existing = read_rows(csv_path)
     done = {_row_key(row) for row in existing}
     state = _SeriesState()
     for row in existing:
-        state.record((row["model"], row["evaluation"] or "", row["mode"]), int(row["seq_len"]),
-                     row["status"], _float_or_none(row["median_s"]))
+        model, evaluation, mode, seq_len, _ = _row_key(row)
+        state.record((model, evaluation, mode), seq_len, row["status"], row["median_s"])
     cells = [cell for cell in make_cells(config) if cell.key not in done]
     device, backend = device_name(), device_info()["backend"]
     rows: list[dict[str, Any]] = list(existing)

@@ -7,6 +7,10 @@ An unknown id raises a ValueError that names close matches.
 
 from __future__ import annotations
 
+# First: gymnax builds arrays at import time, which starts JAX's CPU backend, and the
+# XLA:CPU deadlock workaround must be in XLA_FLAGS before that (`import envs` before
+# `import models` once hung the memory probe test; see models/_xla_workarounds.py).
+from models import _xla_workarounds  # noqa: F401  # isort: skip
 from envs import meta as _meta
 from envs import popgym as _popgym
 from envs.probes import MemoryProbe

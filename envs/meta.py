@@ -52,11 +52,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
 from envs.registry import make
+from envs.wrappers import encoded_size
 
 # A bound on |return of one trial| per base environment, as a function of its (time-limited)
 # params: the reward is divided by it.
@@ -130,7 +130,7 @@ class DelayedBandit(environment.Environment[BanditState, BanditParams]):
         pull = state.time == 0
         reward = jnp.where(pull & (action == 0), 1.0, 0.0).astype(jnp.float32)
         state = state.replace(time=state.time + 1)
-        return self.get_obs(state), state, reward, state.time >= 2, {}
+        return self.get_obs(state), state, reward, self.is_terminated(state, params), {}
 
     def reset_env(self, key, params: BanditParams):
         state = BanditState(time=jnp.int32(0))
@@ -163,7 +163,6 @@ class MetaState(environment.EnvState):
     obs_matrix: jax.Array  # [obs_size, D_pad] float32
     action_matrix: jax.Array  # [A_pad, action_size] float32
     trial: jax.Array  # int32, trials completed in this meta-episode
-    trial_step: jax.Array  # int32, steps taken in the current trial
     time: jax.Array  # int32, steps taken in this meta-episode
 
 
@@ -224,15 +223,12 @@ class MetaEnv(environment.Environment[MetaState, MetaParams]):
             self.bases.append(env)
             self.base_params.append(params)
             self.scales.append(1.0 / RETURN_BOUNDS[env_id](params))
-            self.obs_dims.append(int(np.prod(obs_space.shape)))
-            if isinstance(act_space, spaces.Discrete):
-                self.discrete.append(True)
-                self.action_dims.append(int(act_space.n))
-            elif isinstance(act_space, spaces.Box):
-                self.discrete.append(False)
-                self.action_dims.append(int(np.prod(act_space.shape)))
-            else:
+            if not isinstance(act_space, spaces.Discrete | spaces.Box):
                 raise ValueError(f"{env_id}: unsupported action space {act_space}")
+            # Sizes as the training wrappers count them: n logits, or the flattened box.
+            self.obs_dims.append(encoded_size(obs_space))
+            self.action_dims.append(encoded_size(act_space))
+            self.discrete.append(isinstance(act_space, spaces.Discrete))
         self.obs_pad, self.action_pad = max(self.obs_dims), max(self.action_dims)
         self.trial_length = max(int(p.max_steps_in_episode) for p in self.base_params)
 
@@ -286,11 +282,10 @@ class MetaEnv(environment.Environment[MetaState, MetaParams]):
         resets = [env.reset(k, p)
                   for env, p, k in zip(self.bases, self.base_params, keys, strict=True)]
         base_states = _strong(tuple(state for _, state in resets))
-        padded = jax.lax.switch(index, [lambda i=i: self._pad(resets[i][0], i)
-                                        for i in range(len(self.bases))])
+        # Every base env was reset above (one state slot each): index the sampled one's obs.
+        padded = jnp.stack([self._pad(obs, i) for i, (obs, _) in enumerate(resets)])[index]
         state = MetaState(base_states=base_states, env_index=index, obs_matrix=obs_matrix,
-                          action_matrix=action_matrix, trial=jnp.int32(0),
-                          trial_step=jnp.int32(0), time=jnp.int32(0))
+                          action_matrix=action_matrix, trial=jnp.int32(0), time=jnp.int32(0))
         no_action = jnp.zeros(self.action_size, jnp.float32)
         return self._observe(state, padded, no_action, jnp.float32(0.0), True), state
 
@@ -311,17 +306,14 @@ class MetaEnv(environment.Environment[MetaState, MetaParams]):
 
         base_states, padded, reward, trial_done = jax.lax.switch(
             state.env_index, [branch(i) for i in range(len(self.bases))], state.base_states)
-        trial = state.trial + trial_done.astype(jnp.int32)
+        info = {"trial_done": trial_done, "trial": state.trial}  # the trial this step was in
         state = state.replace(
             base_states=base_states,
-            trial=trial,
-            trial_step=jnp.where(trial_done, 0, state.trial_step + 1),
+            trial=state.trial + trial_done.astype(jnp.int32),
             time=state.time + 1,
         )
         obs = self._observe(state, padded, action, reward, trial_done)
-        terminated = trial >= self.num_trials
-        info = {"trial_done": trial_done, "trial": trial - trial_done.astype(jnp.int32)}
-        return obs, state, reward, terminated, info
+        return obs, state, reward, self.is_terminated(state, params), info
 
     # ------------------------------------------------------------------ helpers
 

@@ -18,3 +18,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)
+
+
+@pytest.fixture
+def no_compile(monkeypatch):
+    """Fail the test if a command reaches training (validation must come first).
+
+    ``benchmark.meta`` imported ``run_cells`` by name, so it is patched there too.
+    """
+    import benchmark.experiment
+    import benchmark.meta
+
+    def boom(*args, **kwargs):
+        raise AssertionError("training started despite bad input")
+
+    monkeypatch.setattr(benchmark.experiment, "run_cells", boom)
+    monkeypatch.setattr(benchmark.meta, "run_cells", boom)

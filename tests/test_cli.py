@@ -17,17 +17,6 @@ TINY = ["--set", "ppo.num_envs=8", "--set", "ppo.num_steps=16", "--set",
         "ppo.num_minibatches=2", "--set", "ppo.update_epochs=1", "--total-steps", "256"]
 
 
-@pytest.fixture
-def no_compile(monkeypatch):
-    """Fail the test if a command reaches training (validation must come first)."""
-    import benchmark.experiment
-
-    def boom(*args, **kwargs):
-        raise AssertionError("training started despite bad input")
-
-    monkeypatch.setattr(benchmark.experiment, "run_cells", boom)
-
-
 @pytest.mark.parametrize("args,needle", [
     (["popgym", "--model", "s6"], "valid models: s5, gru, lstm"),
     (["popgym", "--env", "RepeatFrist"], "unknown environment 'RepeatFrist'"),

@@ -25,7 +25,7 @@ import cli
 from benchmark.checkpoint import MANIFEST, CellCheckpoints, CheckpointSettings
 from benchmark.config import override, quick, to_dict
 from benchmark.experiment import Cell, prepare_resume
-from benchmark.run import Checkpointing, StopRequest, TrainingInterrupted, run_training
+from benchmark.run import StopRequest, TrainingInterrupted, run_training
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -162,7 +162,7 @@ def test_checkpoint_without_manifest_counts_as_unfinished(tmp_path):
     """A step whose manifest is missing (the save never finished) is skipped."""
     config = _short_config(1, "ppo.total_timesteps=512", "ppo.updates_per_chunk=1")
     checkpoints = CellCheckpoints(tmp_path, CheckpointSettings(every_minutes=0, keep=5))
-    run_training(config, checkpointing=Checkpointing(checkpoints))
+    run_training(config, checkpoints=checkpoints)
     assert checkpoints.steps() == [1, 2, 3, 4]
     (tmp_path / "4" / MANIFEST).unlink()
     step, problems = checkpoints.latest_valid()
@@ -175,7 +175,7 @@ def test_stop_request_checkpoints_the_chunk_in_flight(tmp_path):
     checkpoints = CellCheckpoints(tmp_path, CheckpointSettings(every_minutes=60, keep=2))
     chunks = []
     with pytest.raises(TrainingInterrupted) as stopped:
-        run_training(config, on_chunk=chunks.append, checkpointing=Checkpointing(checkpoints),
+        run_training(config, on_chunk=chunks.append, checkpoints=checkpoints,
                      should_stop=lambda: len(chunks) >= 2)
     assert stopped.value.update == 2 and stopped.value.saved
     assert checkpoints.latest_valid() == (2, [])

@@ -36,9 +36,12 @@ def test_envs_bench_writes_rows(tmp_path):
 
 
 def test_envs_bench_bad_input_exits_2(tmp_path):
-    """A non-positive batch or an unknown env exits 2 with one line, writing nothing."""
-    for args in (["--batch", "0"], ["--env", "Nope"]):
+    """A non-positive batch or step count or an unknown env exits 2 with one line naming
+    it (by its option), writing nothing."""
+    for args, needle in ((["--batch", "0"], "--batch "), (["--steps", "0"], "--steps "),
+                         (["--env", "Nope"], "Nope")):
         result = runner.invoke(cli.app, ["envs", "--bench", *args, "--out", str(tmp_path)])
         assert result.exit_code == 2, result.output
-        assert len(result.output.strip().splitlines()) == 1
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0], result.output
     assert not any(tmp_path.iterdir())

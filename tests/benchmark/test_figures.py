@@ -97,6 +97,17 @@ def test_missing_required_column_names_file_and_column(results, tmp_path, csv_pa
     assert not (tmp_path / "figures").exists(), "nothing is drawn before every CSV is checked"
 
 
+def test_meta_csv_missing_a_column_fails_before_anything_is_drawn(results, tmp_path):
+    """Meta runs' CSVs are checked with the others: a bad trials.csv draws no figure at all."""
+    path = results / "meta" / "r" / "trials.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("model,seed,split,env,trial\ns5,0,train,A,1\n")
+    with pytest.raises(FigureDataError) as error:
+        draw_figures(results, tmp_path / "figures")
+    assert str(path) in str(error.value) and "'mean_return'" in str(error.value)
+    assert not (tmp_path / "figures").exists(), "nothing is drawn before every CSV is checked"
+
+
 def test_text_in_a_numeric_column_names_file_and_column(results, tmp_path):
     """A non-number where a number belongs is an error naming the file, column and row."""
     path = results / "memory/fixture/summary.csv"
@@ -145,6 +156,8 @@ def test_cli_figures_on_a_corrupt_csv_exits_2_naming_the_file(results, tmp_path)
     assert result.exit_code == 2, result.output
     lines = _lines(result.output)
     assert len(lines) == 1 and str(path) in lines[0], result.output
+    # a parse error, not the missing-column check that any short header would also trip
+    assert "not a readable CSV" in lines[0], result.output
 
 
 def test_cli_figures_on_a_missing_folder_exits_2(tmp_path):

@@ -91,17 +91,6 @@ def test_env_params_set_the_memory_length():
     assert rewards[:-1] == [0.0] * length and abs(rewards[-1]) == 1.0
 
 
-@pytest.fixture
-def no_compile(monkeypatch):
-    """Fail the test if the command reaches training (validation must come first)."""
-    import benchmark.experiment
-
-    def boom(*args, **kwargs):
-        raise AssertionError("training started despite bad input")
-
-    monkeypatch.setattr(benchmark.experiment, "run_cells", boom)
-
-
 @pytest.mark.parametrize("args,needle", [
     (["--lengths", "0..8"], "not a positive power of two"),
     (["--lengths", "4..12"], "12 is not a positive power of two"),

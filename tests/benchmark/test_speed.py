@@ -223,22 +223,46 @@ def test_injected_timeout_is_a_row_and_longer_lengths_are_skipped(monkeypatch, t
     assert written.compile_s[1] != "" and written.median_s[1] == ""
 
 
-def test_predicted_timeout_skips_compiling(tmp_path):
-    """When the last length's time scaled to this length is over budget, nothing is compiled."""
-    calls = []
-
-    def fake_measure(cell, config, device, backend, on_phase=None):
+def _fake_measure(calls):
+    """A ``measure`` that records each seq_len and reports 0.1 s per call per 8 steps."""
+    def measure(cell, config, device, backend, on_phase=None):
         calls.append(cell.seq_len)
         row = speed._row(cell, config, device, backend)
         return {**row, "status": "ok", **speed._stats([0.1 * cell.seq_len / 8] * 2, cell)}
 
+    return measure
+
+
+def test_predicted_timeout_skips_compiling(tmp_path):
+    """When the last length's time scaled to this length is over budget, nothing is compiled."""
+    calls = []
     run_sweep(_config(seq_lens=(8, 16, 32, 64), max_seconds=1.0), tmp_path / "speed.csv",
-              measure=fake_measure)
+              measure=_fake_measure(calls))
     written = pd.read_csv(tmp_path / "speed.csv", keep_default_na=False)
     # 16: 0.2 s x 3 calls fits 1 s; 32: 0.4 s x 3 does not.
     assert calls == [8, 16]
     assert written.status.tolist() == ["ok", "ok", "timeout", "skipped"]
     assert written.message[2].startswith("predicted, not run")
+
+
+def test_resume_drops_a_row_cut_off_mid_write(tmp_path):
+    """A partial last line (a kill mid-write) is measured again, not glued to the next row."""
+    csv_path = tmp_path / "speed.csv"
+    run_sweep(_config(), csv_path, measure=_fake_measure([]))
+    text = csv_path.read_text()
+    cut = text[:text.rstrip("\n").rindex("\n") + 1] + "mlp,,infer,3"  # the T=32 row, cut
+    csv_path.write_text(cut)
+    calls = []
+    rows = run_sweep(_config(), csv_path, measure=_fake_measure(calls))
+    assert calls == [32]
+    written = pd.read_csv(csv_path, keep_default_na=False)
+    assert written.seq_len.tolist() == [8, 16, 32] and (written.status == "ok").all()
+    assert [r["seq_len"] for r in rows] == [8, 16, 32]
+
+
+def test_modes_match_the_timing_harness():
+    """speed keeps its own MODES (to stay import-light); it must equal timing.MODES."""
+    assert speed.MODES == timing.MODES
 
 
 def test_every_backbone_is_swept():
@@ -247,6 +271,8 @@ def test_every_backbone_is_swept():
     cells = speed.make_cells(config)
     variants = {(c.model, c.evaluation) for c in cells}
     assert {m for m, _ in variants} == set(BACKBONES)
+    # The loop below mirrors make_cells' own rule; S5 pins that the rule fires at all.
+    assert {e for m, e in variants if m == "s5"} == {"parallel", "sequential"}
     for name, cls in BACKBONES.items():
         has_evaluation = "evaluation" in {f.name for f in dataclasses.fields(cls)}
         expected = {"parallel", "sequential"} if has_evaluation else {""}

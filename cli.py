@@ -7,7 +7,9 @@ on stderr naming the problem and the valid choices, and exit status 2.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -51,7 +53,8 @@ RunIdOption = Annotated[str | None, typer.Option(
 ForceOption = Annotated[bool, typer.Option(help="Overwrite the CSVs of an existing run folder.")]
 ResumeOption = Annotated[Path | None, typer.Option(
     "--resume", help="Continue the run in this folder from its last checkpoint, appending "
-    "to its CSVs. Give the same options as the first time: a difference is named, exit 2.")]
+    "to its CSVs, with the options it was started with (kept in its config.json). An "
+    "option given beside it must agree with the saved one: a difference is named, exit 2.")]
 CheckpointEveryOption = Annotated[float, typer.Option(
     "--checkpoint-every", help="Minutes of training between checkpoints (0: after every "
     "chunk). A cell is also saved when it ends and on Ctrl-C or SIGTERM.")]
@@ -104,18 +107,83 @@ def _validate_long_run(long: LongRun, command: str, config_doc: dict, run_id: st
         return
     if run_id is not None or force:
         raise BadInput(f"--resume continues {long.resume}; it takes no --run-id or --force")
-    from benchmark.results import config_difference, read_run_config
+    from benchmark.results import config_difference
 
-    try:
-        saved = read_run_config(long.resume)
-    except ValueError as error:
-        raise BadInput(f"--resume {long.resume}: {error}") from None
-    if saved.get("command") != command:
-        raise BadInput(f"--resume {long.resume}: a {saved.get('command')!r} run folder, "
-                       f"not a {command!r} one")
+    saved = _saved_run_config(long.resume, command)
+    if "options" not in saved:  # written before run folders kept their options
+        config_doc = {k: v for k, v in config_doc.items() if k != "options"}
+    # The options agree (``_run_options``); what is left to differ is the code that turns
+    # them into settings (say a preset changed since the run started).
     difference = config_difference(saved, config_doc)
     if difference is not None:
         raise BadInput(f"--resume {long.resume}: {difference}")
+
+
+def _saved_run_config(run_dir: Path, command: str) -> dict:
+    """``run_dir``'s config.json, checked to be a ``command`` run folder (else BadInput)."""
+    from benchmark.results import read_run_config
+
+    try:
+        saved = read_run_config(run_dir)
+    except ValueError as error:
+        raise BadInput(f"--resume {run_dir}: {error}") from None
+    # Speed folders written before config.json named its command hold a SpeedConfig.
+    if saved.get("command", "speed" if "seq_lens" in saved else None) != command:
+        raise BadInput(f"--resume {run_dir}: a {saved.get('command')!r} run folder, "
+                       f"not a {command!r} one")
+    return saved
+
+
+def _typed_here(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given on this command line (not left at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def _flag(ctx: typer.Context, name: str) -> str:
+    """The option's name as the user types it, e.g. ``--model`` for ``model``."""
+    param = next(p for p in ctx.command.params if p.name == name)
+    return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+
+
+def _shown(value) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value)) if value else "nothing"
+    return "nothing" if value is None else str(value)
+
+
+def _run_options(ctx: typer.Context, command: str, resume: Path | None,
+                 options: dict[str, object], *, extendable: tuple[str, ...] = (),
+                 legacy: Callable[[dict], dict | None] = lambda saved: None,
+                 ) -> dict[str, object]:
+    """The options a run is built from: this command line's, or with --resume its own.
+
+    Every run folder keeps the (normalised) options that built it in config.json, so
+    ``--resume DIR`` alone continues the run. An option typed beside ``--resume`` must
+    agree with the saved one, else BadInput names it in the user's words; options in
+    ``extendable`` (lists) are joined with the saved ones instead. For a folder written
+    before options were kept, ``legacy(saved config)`` may rebuild them; if it cannot,
+    this command line is used and compared field by field later.
+    """
+    options = json.loads(json.dumps(options))  # tuples -> lists, as config.json holds them
+    if resume is None:
+        return options
+    saved_config = _saved_run_config(resume, command)
+    saved = saved_config.get("options") or legacy(saved_config)
+    if saved is None:
+        return options
+    merged = dict(options)
+    for name, value in options.items():
+        if name not in saved:
+            continue
+        if not _typed_here(ctx, name):
+            merged[name] = saved[name]
+        elif name in extendable:
+            merged[name] = list(dict.fromkeys([*saved[name], *value]))
+        elif value != saved[name]:
+            raise BadInput(f"{_flag(ctx, name)}: the run in {resume} was started with "
+                           f"{_shown(saved[name])}, this command line says {_shown(value)}")
+    return merged
 
 
 def _start_session(command: str, config_doc: dict, cells: list, label_columns, out: Path,
@@ -123,7 +191,6 @@ def _start_session(command: str, config_doc: dict, cells: list, label_columns, o
                    extra_csvs: dict[str, tuple[str, ...]] | None = None):
     """Create (or reopen, with --resume) the run folder; the ``Session`` its cells share."""
     import datetime as dt
-    import json
 
     from benchmark.experiment import Session, prepare_resume
     from benchmark.results import (
@@ -166,23 +233,11 @@ def _start_session(command: str, config_doc: dict, cells: list, label_columns, o
                    should_stop=stop.requested, resume=plan, meta=meta)
 
 
-def _resume_hint(run_dir: Path) -> str:
-    """This command line with ``--resume RUN_DIR`` in place of --out/--run-id/--force."""
+def _resume_hint(command: str, run_dir: Path) -> str:
+    """The short command that continues a stopped run: the folder knows its own options."""
     import shlex
 
-    args, skip = [], False
-    for arg in sys.argv[1:]:
-        if skip:
-            skip = False
-            continue
-        name = arg.split("=", 1)[0]
-        if name in ("--out", "--run-id", "--resume"):
-            skip = "=" not in arg
-            continue
-        if name == "--force":
-            continue
-        args.append(arg)
-    return shlex.join(["s5bench", *args, "--resume", str(run_dir)])
+    return shlex.join(["s5bench", command, "--resume", str(run_dir)])
 
 
 def _train(command: str, config_doc: dict, cells: list, label_columns, out: Path,
@@ -203,7 +258,7 @@ def _train(command: str, config_doc: dict, cells: list, label_columns, out: Path
         try:
             return session.run_dir, train(session)
         except TrainingInterrupted as error:
-            raise _stopped(error, session.run_dir) from None
+            raise _stopped(error, command, session.run_dir) from None
 
 
 def _finish(rows: list[dict], run_dir: Path) -> None:
@@ -213,11 +268,12 @@ def _finish(rows: list[dict], run_dir: Path) -> None:
         raise typer.Exit(code=1)
 
 
-def _stopped(error, run_dir: Path) -> typer.Exit:
+def _stopped(error, command: str, run_dir: Path) -> typer.Exit:
     saved = "checkpoint saved" if error.saved else "nothing new to save"
     err_console.print(f"stopped at update {error.update} of {error.num_updates} ({saved}); "
                       f"every finished row is in {run_dir}. Resume with: "
-                      f"{_resume_hint(run_dir)}", markup=False, highlight=False, soft_wrap=True)
+                      f"{_resume_hint(command, run_dir)}", markup=False, highlight=False,
+                      soft_wrap=True)
     return typer.Exit(code=130)
 
 
@@ -246,6 +302,9 @@ def _model_names() -> list[str]:
 def _validate_envs(selections: list[str]) -> list[str]:
     from envs import expand
 
+    if not selections:
+        raise BadInput("no environment given; give an id, alias or family from "
+                       "`s5bench envs`, or all")
     env_ids: list[str] = []
     for selection in selections:
         try:
@@ -281,6 +340,7 @@ def _build_run_configs(models: list[str], env_ids: list[str], preset: str, seeds
 
 @app.command()
 def popgym(
+    ctx: typer.Context,
     model: Annotated[list[str], typer.Option(
         "--model", "-m", help="Backbone(s): a name from `s5bench models`, repeatable or "
         "comma-separated.")] = ["s5"],  # noqa: B006 (typer needs a literal default)
@@ -321,11 +381,15 @@ def popgym(
 
     long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
     try:
-        models = _validate_models(_split(model))
-        env_ids = _validate_envs(_split(env))
-        configs = _build_run_configs(models, env_ids, preset, seeds, seed, total_steps,
-                                     set_ or [])
-        config_doc = {"command": "popgym", "runs": [to_dict(c) for c in configs.values()]}
+        options = _run_options(ctx, "popgym", resume, {
+            "model": _split(model), "env": _split(env), "seeds": seeds, "preset": preset,
+            "total_steps": total_steps, "set_": set_ or [], "seed": seed})
+        models = _validate_models(options["model"])
+        env_ids = _validate_envs(options["env"])
+        configs = _build_run_configs(models, env_ids, options["preset"], options["seeds"],
+                                     options["seed"], options["total_steps"], options["set_"])
+        config_doc = {"command": "popgym", "options": options,
+                      "runs": [to_dict(c) for c in configs.values()]}
         _validate_long_run(long, "popgym", config_doc, run_id, force)
     except BadInput as error:
         raise _fail(str(error)) from None
@@ -360,6 +424,7 @@ def _backbone_meta(configs) -> dict:
 
 @app.command()
 def memory(
+    ctx: typer.Context,
     model: Annotated[list[str] | None, typer.Option(
         "--models", "--model", "-m", help="Backbones from `s5bench models`, comma-separated "
         "or repeated (default: all, the mlp control included).")] = None,
@@ -413,20 +478,25 @@ def memory(
 
     long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
     try:
-        names = _validate_models(_split(model)) if model is not None else _model_names()
+        options = _run_options(ctx, "memory", resume, {
+            "model": _split(model) if model is not None else _model_names(),
+            "lengths": lengths, "seeds": seeds, "preset": preset, "total_steps": total_steps,
+            "set_": set_ or [], "seed": seed})
+        names = _validate_models(options["model"])
         try:
-            memory_lengths = parse_lengths(lengths)
+            memory_lengths = parse_lengths(options["lengths"])
         except ValueError as error:
             raise BadInput(f"--lengths: {error}") from None
         try:
-            cells = build_cells(names, memory_lengths, preset, seeds, seed, total_steps,
-                                set_ or [])
+            cells = build_cells(names, memory_lengths, options["preset"], options["seeds"],
+                                options["seed"], options["total_steps"], options["set_"])
         except ValueError as error:
             raise BadInput(str(error)) from None
         runs = [{**to_dict(cell.config), "memory_length": cell.labels["memory_length"],
                  "env_params": dict(cell.env_params)} for cell in cells]
-        config_doc = {"command": "memory", "env_id": ENV_ID, "success_return": SUCCESS_RETURN,
-                      "models": names, "memory_lengths": memory_lengths, "runs": runs}
+        config_doc = {"command": "memory", "options": options, "env_id": ENV_ID,
+                      "success_return": SUCCESS_RETURN, "models": names,
+                      "memory_lengths": memory_lengths, "runs": runs}
         _validate_long_run(long, "memory", config_doc, run_id, force)
     except BadInput as error:
         raise _fail(str(error)) from None
@@ -481,6 +551,7 @@ def figures(
 
 @app.command()
 def speed(
+    ctx: typer.Context,
     seq_len: Annotated[str, typer.Option(
         help="Sequence lengths T: A..B (every power of two from A to B, both powers of "
         "two) or a comma list such as 256,1000,4096.")] = "1024..65536",
@@ -503,9 +574,10 @@ def speed(
         "a `timeout` row and longer lengths of its series are `skipped`.")] = 60.0,
     out: OutOption = Path("results/speed"),
     run_id: RunIdOption = None,
-    resume: Annotated[bool, typer.Option(
-        help="Continue the run folder named by --run-id, skipping rows already in its "
-        "speed.csv.")] = False,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", help="Continue the sweep in this folder, skipping the cells already in "
+        "its speed.csv, with the settings it was started with. --seq-len, --models and "
+        "--modes given beside it add to the sweep; any other option must agree.")] = None,
     force: Annotated[bool, typer.Option(
         help="Overwrite the CSV of an existing run folder.")] = False,
 ) -> None:
@@ -516,51 +588,50 @@ def speed(
     the timed repeats, tokens per second and a status (ok, oom, timeout, error, skipped).
     The defaults are CPU-sized (B 4, width 64, 2 layers, 5 repeats, 60 s per cell).
     """
-    import json
     import os
 
     from benchmark.results import RunExistsError, collect_meta, make_run_dir, write_json
     from benchmark.speed import (
         SpeedConfig,
         check_resumable,
-        merged_config,
         parse_lengths,
         run_sweep,
         summary_table,
     )
 
     try:
+        if resume is not None and (run_id is not None or force):
+            raise BadInput(f"--resume continues {resume}; it takes no --run-id or --force")
         try:
             lengths = parse_lengths(seq_len)
         except ValueError as error:
             raise BadInput(f"--seq-len: {error}") from None
         names = _validate_models(_split(model)) if model is not None else _model_names()
         modes = _split(mode) if mode is not None else ["train", "infer", "rollout"]
+        options = _run_options(
+            ctx, "speed", resume,
+            {"seq_len": lengths, "model": names, "mode": list(dict.fromkeys(modes)),
+             "batch": batch, "d_model": d_model, "layers": layers, "repeats": repeats,
+             "warmup": warmup, "max_seconds": max_seconds},
+            extendable=("seq_len", "model", "mode"), legacy=_legacy_speed_options)
         try:
-            config = SpeedConfig(seq_lens=tuple(lengths), models=tuple(names),
-                                 modes=tuple(dict.fromkeys(modes)), batch=batch,
-                                 d_model=d_model, num_layers=layers, repeats=repeats,
-                                 warmup=warmup, max_seconds=max_seconds)
+            config = SpeedConfig(
+                seq_lens=tuple(sorted(options["seq_len"])), models=tuple(options["model"]),
+                modes=tuple(options["mode"]), batch=options["batch"],
+                d_model=options["d_model"], num_layers=options["layers"],
+                repeats=options["repeats"], warmup=options["warmup"],
+                max_seconds=options["max_seconds"])
+            if resume is not None:
+                check_resumable(_saved_run_config(resume, "speed"), config)
         except ValueError as error:
             raise BadInput(str(error)) from None
-        if resume:
-            if run_id is None:
-                raise BadInput("--resume needs --run-id naming the run folder to continue")
-            run_dir = out / run_id
-            if not (run_dir / "config.json").is_file():
-                raise BadInput(f"--resume: no run folder {run_dir} with a config.json")
-            saved = json.loads((run_dir / "config.json").read_text())
-            try:
-                check_resumable(saved, config)
-            except ValueError as error:
-                raise BadInput(str(error)) from None
-            config = merged_config(saved, config)
     except BadInput as error:
         raise _fail(str(error)) from None
 
     # Timings on a shared machine depend on what else runs: keep the load beside them.
     session = collect_meta({"load_average": list(os.getloadavg())})
-    if resume:
+    if resume is not None:
+        run_dir = resume
         meta = json.loads((run_dir / "meta.json").read_text()) if (
             run_dir / "meta.json").is_file() else dict(session)
         meta.setdefault("resumed", []).append(session)
@@ -568,9 +639,11 @@ def speed(
         try:
             run_dir = make_run_dir(out, run_id, force)
         except (RunExistsError, OSError) as error:
-            raise _fail(f"{error} (or --resume to continue it)") from None
+            raise _fail(f"{error} (or --resume {out / run_id if run_id else 'DIR'} to "
+                        f"continue it)") from None
         meta = session
-    write_json(run_dir / "config.json", dataclasses.asdict(config))
+    write_json(run_dir / "config.json",
+               {"command": "speed", "options": options, **dataclasses.asdict(config)})
     write_json(run_dir / "meta.json", meta)
     console.print(f"[bold]s5bench speed[/]: {', '.join(config.models)} x "
                   f"{', '.join(config.modes)} at T in {list(config.seq_lens)}, B={config.batch}; "
@@ -578,8 +651,9 @@ def speed(
     try:
         rows = run_sweep(config, run_dir / "speed.csv", console)
     except KeyboardInterrupt:
-        err_console.print(f"interrupted: every finished row is in {run_dir}; continue with "
-                          f"--resume --run-id {run_dir.name}")
+        err_console.print(f"interrupted: every finished row is in {run_dir}; continue with: "
+                          f"{_resume_hint('speed', run_dir)}", markup=False, highlight=False,
+                          soft_wrap=True)
         raise typer.Exit(code=130) from None
     session["load_average_end"] = list(os.getloadavg())
     write_json(run_dir / "meta.json", meta)
@@ -591,11 +665,20 @@ def speed(
         raise typer.Exit(code=1)
 
 
+def _legacy_speed_options(saved: dict) -> dict:
+    """The options of a speed folder written before config.json kept them."""
+    return {"seq_len": saved["seq_lens"], "model": saved["models"], "mode": saved["modes"],
+            "batch": saved["batch"], "d_model": saved["d_model"], "layers": saved["num_layers"],
+            "repeats": saved["repeats"], "warmup": saved["warmup"],
+            "max_seconds": saved["max_seconds"]}
+
+
 # ----------------------------------------------------------------------------- meta
 
 
 @app.command()
 def meta(
+    ctx: typer.Context,
     model: Annotated[list[str] | None, typer.Option(
         "--models", "--model", "-m", help="Backbones from `s5bench models`, comma-separated "
         "or repeated (default: all, the mlp control included).")] = None,
@@ -651,14 +734,21 @@ def meta(
 
     long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
     try:
-        names = _validate_models(_split(model)) if model is not None else _model_names()
+        options = _run_options(ctx, "meta", resume, {
+            "model": _split(model) if model is not None else _model_names(),
+            "suite": suite, "held_out": held_out, "trials": trials,
+            "trial_length": trial_length, "eval_episodes": eval_episodes, "seeds": seeds,
+            "preset": preset, "total_steps": total_steps, "set_": set_ or [], "seed": seed})
+        names = _validate_models(options["model"])
         try:
-            settings = make_settings(preset, suite, held_out, trials, trial_length,
-                                     eval_episodes=eval_episodes)
-            cells = build_cells(names, settings, preset, seeds, seed, total_steps, set_ or [])
+            settings = make_settings(options["preset"], options["suite"], options["held_out"],
+                                     options["trials"], options["trial_length"],
+                                     eval_episodes=options["eval_episodes"])
+            cells = build_cells(names, settings, options["preset"], options["seeds"],
+                                options["seed"], options["total_steps"], options["set_"])
         except ValueError as error:
             raise BadInput(str(error)) from None
-        config_doc = {"command": "meta", **dataclasses.asdict(settings),
+        config_doc = {"command": "meta", "options": options, **dataclasses.asdict(settings),
                       "runs": [to_dict(cell.config) for cell in cells]}
         _validate_long_run(long, "meta", config_doc, run_id, force)
     except BadInput as error:

@@ -363,15 +363,6 @@ def check_resumable(saved: Mapping[str, Any], config: SpeedConfig) -> None:
                          f"differ from its config.json: {details}")
 
 
-def merged_config(saved: Mapping[str, Any], config: SpeedConfig) -> SpeedConfig:
-    """The resumed sweep's config: its lengths, models and modes joined with the saved ones."""
-    def union(name: str) -> tuple:
-        return tuple(dict.fromkeys([*saved.get(name, ()), *getattr(config, name)]))
-
-    return dataclasses.replace(config, seq_lens=tuple(sorted(union("seq_lens"))),
-                               models=union("models"), modes=union("modes"))
-
-
 def _cell_text(row: Mapping[str, Any]) -> str:
     status = row["status"]
     if status != "ok":

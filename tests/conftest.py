@@ -1,8 +1,21 @@
-"""Shared pytest setup: fp32 everywhere, and an --all switch for the slow tests."""
+"""Shared pytest setup: fp32 everywhere, a compilation cache, and --all for the slow tests."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# Many tests compile the same program more than once (a run and its resume, in-process or
+# in a subprocess, which inherits this variable). JAX's persistent cache then loads the
+# executable instead of compiling it again: the same compiled code, so same-program
+# comparisons stay bit-exact. The cache is new for every session and removed after it, so
+# nothing carries over between machines or XLA flags.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="s5bench-xla-cache-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import pytest  # noqa: E402
 

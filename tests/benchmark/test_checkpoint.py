@@ -89,7 +89,8 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     summary = killed_dir / "summary.csv"
     assert not summary.exists() or len(pd.read_csv(summary)) == 0, "killed too late to test"
 
-    resumed = subprocess.run(_cli(*LONG, "--resume", str(killed_dir)),
+    # The run folder knows its own options: --resume DIR alone continues it.
+    resumed = subprocess.run(_cli("popgym", "--resume", str(killed_dir)),
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     meta = json.loads((killed_dir / "meta.json").read_text())
@@ -119,7 +120,8 @@ def test_sigint_saves_and_prints_how_to_resume(tmp_path):
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     line = next(line for line in stderr.splitlines() if "Resume with:" in line)
-    assert "checkpoint saved" in line and f"--resume {run_dir}" in line
+    assert "checkpoint saved" in line
+    assert line.endswith(f"Resume with: s5bench popgym --resume {run_dir}"), line
     assert list(run_dir.glob(f"checkpoints/*/*/{MANIFEST}"))
     command = line.split("Resume with: ", 1)[1].split()
     assert command[0] == "s5bench"
@@ -201,12 +203,42 @@ def test_resume_drops_rows_past_the_checkpoint_and_cut_off_lines(tmp_path):
 
 
 @pytest.mark.parametrize("extra,needle", [
+    (["--model", "s5"], "--model: the run in {dir} was started with mlp, this command line "
+                        "says s5"),
+    (["--seeds", "3"], "--seeds: the run in {dir} was started with 2, this command line says 3"),
+    (["--env", "RepeatFirstEasy,MemoryProbe"],
+     "--env: the run in {dir} was started with MemoryProbe, this command line says "
+     "RepeatFirstEasy,MemoryProbe"),
+    (["--set", "ppo.lr=0.5"], "--set: the run in {dir} was started with ppo.num_envs=8,"),
+    (["--preset", "paper"], "--preset: the run in {dir} was started with quick, this command "
+                            "line says paper"),
+])
+def test_resume_with_an_option_that_disagrees_exits_2_naming_it(extra, needle, tmp_path,
+                                                                 no_compile):
+    """An option typed beside --resume that differs from the run's own is named in the
+    user's words (the flag, both values); nothing is compiled or written."""
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    options = {"model": ["mlp"], "env": ["MemoryProbe"], "seeds": 2, "preset": "quick",
+               "total_steps": None, "set_": SHORT_SETTINGS, "seed": 0}
+    config_doc = {"command": "popgym", "options": options,
+                  "runs": [to_dict(_short_config())]}
+    (run_dir / "config.json").write_text(json.dumps(config_doc))
+    result = runner.invoke(cli.app, ["popgym", *extra, "--resume", str(run_dir)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle.format(dir=run_dir) in lines[0], result.output
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json"]
+
+
+@pytest.mark.parametrize("extra,needle", [
     (["--set", "ppo.lr=0.5"], "runs[0].ppo.lr is 0.001 in its config.json but 0.5"),
     (["--seeds", "3"], "runs[0].num_seeds is 2 in its config.json but 3"),
     (["--run-id", "x"], "takes no --run-id or --force"),
 ])
-def test_resume_with_a_different_config_exits_2_naming_it(extra, needle, tmp_path):
-    """The first differing setting is named; nothing is compiled or written."""
+def test_resume_of_a_folder_without_options_compares_settings(extra, needle, tmp_path):
+    """A folder written before run folders kept their options is resumed with the options
+    typed here; the first setting that differs from its config.json is named."""
     run_dir = tmp_path / "r"
     run_dir.mkdir()
     config_doc = {"command": "popgym", "runs": [to_dict(_short_config())]}

@@ -88,10 +88,14 @@ def test_chunks_reuse_one_compiled_program():
 
 
 def test_same_seed_same_numbers():
-    """Training is a pure function of the seed: two runs give identical returns and params."""
+    """Training is a pure function of the seed: two runs give identical returns and params,
+    and another seed (the same compiled program) gives other parameters."""
     config = _tiny("s5", "RepeatPreviousEasy")
     first, second = run_training(config), run_training(config)
     np.testing.assert_array_equal(first.mean_return, second.mean_return)
     for a, b in zip(jax.tree.leaves(first.runner.params), jax.tree.leaves(second.runner.params),
                     strict=True):
         np.testing.assert_array_equal(a, b)
+    other = run_training(dataclasses.replace(config, seed=1))
+    assert not all(np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(first.runner.params), jax.tree.leaves(other.runner.params), strict=True))

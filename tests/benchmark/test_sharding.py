@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent('''
 
     out = {"devices": jax.device_count()}
     for seeds in (4, 1):
-        config = override(quick("s5", "MemoryProbe", num_seeds=seeds), [
+        config = override(quick("gru", "MemoryProbe", num_seeds=seeds), [
             "ppo.num_envs=16", "ppo.num_steps=32", "ppo.total_timesteps=2048",
             "ppo.updates_per_chunk=2"])
         one = run_training(config, devices=1)
@@ -40,8 +40,8 @@ SCRIPT = textwrap.dedent('''
             "param_spec": list(leaf.sharding.spec),
             "param_devices": len(leaf.sharding.device_set),
             "obs_spec": list(obs.sharding.spec),
-            "returns_equal": bool(np.array_equal(one.mean_return, four.mean_return,
-                                                 equal_nan=True)),
+            "same_episodes": bool(np.array_equal(np.isnan(one.mean_return),
+                                                 np.isnan(four.mean_return))),
             "max_return_diff": float(np.nanmax(np.abs(one.mean_return - four.mean_return))),
             "max_param_diff": max(diffs),
             "diverged": four.diverged_at.tolist(),
@@ -67,8 +67,10 @@ def test_four_devices_shard_seeds_and_environments_with_unsharded_numbers():
 
     The numbers match the one-device run to float32 rounding, not to the bit: each
     device runs a partitioned program (for one seed per device XLA drops the batch axis and
-    picks other kernels), so the last bits of some sums differ. After 4 updates the
-    returns are identical and parameters within 1.2e-7 (seen here); the bound is 1e-6.
+    picks other kernels), so the last bits of some sums differ, and differently on each
+    CPU's instruction set. After 4 updates parameters were within 1.2e-7 (seen on one CPU)
+    and mean returns equal; the bounds are 1e-6 and 1e-5 (a mean of episode returns summed
+    in another order may differ in its last bits).
     Over long runs such differences grow, as any last-bit change does in RL training
     (16 updates: an action sample flips and parameters differ by 1e-2), so bit-for-bit
     equality is promised only for the same device layout, which is what a resume uses.
@@ -87,6 +89,6 @@ def test_four_devices_shard_seeds_and_environments_with_unsharded_numbers():
     assert seeds4["param_spec"] == ["seed"]
     assert seeds1["mesh"] == [1, 4] and seeds1["obs_spec"] == ["seed", "env"]
     for run in (seeds4, seeds1):
-        assert run["returns_equal"], json.dumps(run)
+        assert run["same_episodes"] and run["max_return_diff"] <= 1e-5, json.dumps(run)
         assert run["max_param_diff"] <= 1e-6, json.dumps(run)
         assert not any(run["diverged"])

@@ -78,8 +78,8 @@ def no_sweep(monkeypatch):
     (["--layers", "0"], "--layers must be a positive integer"),
     (["--repeats", "0"], "--repeats must be a positive integer"),
     (["--max-seconds", "0"], "--max-seconds must be positive"),
-    (["--resume"], "--resume needs --run-id"),
-    (["--resume", "--run-id", "nope"], "no run folder"),
+    (["--resume", "nope"], "--resume nope: no such folder"),
+    (["--resume", "x", "--run-id", "x"], "it takes no --run-id or --force"),
 ])
 def test_bad_input_exits_2_with_one_line(args, needle, no_sweep, tmp_path):
     """Bad input: exit status 2, one line naming the problem, nothing written or compiled."""
@@ -118,8 +118,10 @@ def test_tiny_sweep_writes_the_csv_schema(tiny_run):
     assert (rows.d_model == 8).all() and (rows.num_layers == 1).all()
     assert (rows.backend != "").all() and (rows.device != "").all()
     config = json.loads((run_dir / "config.json").read_text())
+    fields = {f.name for f in dataclasses.fields(SpeedConfig)}
     assert SpeedConfig(**{k: tuple(v) if isinstance(v, list) else v
-                          for k, v in config.items()}).seq_lens == (8, 16)
+                          for k, v in config.items() if k in fields}).seq_lens == (8, 16)
+    assert config["command"] == "speed" and config["options"]["seq_len"] == [8, 16]
     meta = json.loads((run_dir / "meta.json").read_text())
     assert {"git_commit", "backend", "device_kind", "versions"} <= set(meta)
     assert "T=16" in output and "results:" in output
@@ -141,8 +143,8 @@ def test_resume_skips_finished_rows(tiny_run, tmp_path, monkeypatch):
         return real(fn, args, **kwargs)
 
     monkeypatch.setattr(timing, "time_function", counting)
-    result = runner.invoke(cli.app, ["speed", *TINY, "--out", str(tmp_path), "--run-id", "t",
-                                     "--resume"])
+    # The folder knows its own settings: --resume DIR alone continues the sweep.
+    result = runner.invoke(cli.app, ["speed", "--resume", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert len(measured) == 3
     after = csv_path.read_text().splitlines(keepends=True)
@@ -156,9 +158,10 @@ def test_resume_with_other_sizes_is_refused(tiny_run, tmp_path, no_sweep):
     """--resume with a different d_model exits 2 naming the setting, before any compile."""
     shutil.copytree(tiny_run[0], tmp_path / "t")
     args = [a if a != "8" else "16" for a in TINY]  # --d-model 8 -> 16 (8..16 is one token)
-    result = runner.invoke(cli.app, ["speed", *args, "--out", str(tmp_path), "--run-id", "t",
-                                     "--resume"])
-    assert result.exit_code == 2 and "d_model 8 -> 16" in result.output, result.output
+    result = runner.invoke(cli.app, ["speed", *args, "--resume", str(tmp_path / "t")])
+    assert result.exit_code == 2, result.output
+    assert (f"--d-model: the run in {tmp_path / 't'} was started with 8, this command line "
+            f"says 16") in " ".join(result.output.split()), result.output
 
 
 def test_existing_run_folder_is_not_overwritten(tiny_run, no_sweep):

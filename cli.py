@@ -697,6 +697,9 @@ def meta(
         "32, paper 200).")] = None,
     eval_episodes: Annotated[int, typer.Option(
         help="Evaluation meta-episodes per seed and base environment.")] = 64,
+    eval_trials: Annotated[int | None, typer.Option(
+        help="Trials per evaluation meta-episode, past the training horizon if larger "
+        "(default: quick as --trials, paper 32 as in the paper's code).")] = None,
     seeds: SeedsOption = 1,
     preset: Annotated[str, typer.Option(
         help="quick (CPU-sized, minutes) or paper (Lu et al.'s PPO settings).")] = "quick",
@@ -737,12 +740,14 @@ def meta(
         options = _run_options(ctx, "meta", resume, {
             "model": _split(model) if model is not None else _model_names(),
             "suite": suite, "held_out": held_out, "trials": trials,
-            "trial_length": trial_length, "eval_episodes": eval_episodes, "seeds": seeds,
+            "trial_length": trial_length, "eval_episodes": eval_episodes,
+            "eval_trials": eval_trials, "seeds": seeds,
             "preset": preset, "total_steps": total_steps, "set_": set_ or [], "seed": seed})
         names = _validate_models(options["model"])
         try:
             settings = make_settings(options["preset"], options["suite"], options["held_out"],
                                      options["trials"], options["trial_length"],
+                                     options.get("eval_trials"),
                                      eval_episodes=options["eval_episodes"])
             cells = build_cells(names, settings, options["preset"], options["seeds"],
                                 options["seed"], options["total_steps"], options["set_"])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models import BACKBONES, backbone_config_class
+from models.actor_critic import NetworkConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +34,10 @@ class PPOConfig:
     update_epochs: int = 30  # passes over each rollout
     total_timesteps: int = 15_000_000  # environment steps per seed
     updates_per_chunk: int = 0  # updates per compiled chunk between host updates; 0 = auto
+    # Return targets where an episode is cut by a time limit (truncated): False ends the
+    # return there as at a termination (next value 0), as the paper's code does at every
+    # done; True bootstraps from V(final observation), gymnax 1.x's semantics.
+    bootstrap_truncated: bool = False
 
     def __post_init__(self):
         for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs",
@@ -92,7 +97,7 @@ class RunConfig:
     backbone: Any  # that backbone's config dataclass
     ppo: PPOConfig = field(default_factory=PPOConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
-    head_size: int = 128  # width of the observation encoder and the policy/value heads
+    network: NetworkConfig = field(default_factory=NetworkConfig)  # encoder and heads
     num_seeds: int = 1  # seeds trained at once (a vmap axis)
     seed: int = 0  # base seed; seed i of a run uses jax.random.key(seed + i)
     preset: str = "custom"  # which preset built this config (informational)
@@ -103,21 +108,24 @@ class RunConfig:
             raise ValueError(f"backbone config for {self.model!r} must be a {cls.__name__}")
         if self.num_seeds <= 0:
             raise ValueError(f"num_seeds must be positive, got {self.num_seeds}")
-        if self.head_size <= 0:
-            raise ValueError(f"head_size must be positive, got {self.head_size}")
 
 
 # ----------------------------------------------------------------------------- presets
 
 
 def paper(model: str, env_id: str = EnvConfig.env_id, num_seeds: int = 1) -> RunConfig:
-    """The paper's POPGym settings: 64 envs x 1024 steps, 15M steps, 30 epochs, 8 minibatches."""
+    """The paper's agent and POPGym settings (Lu et al. 2023, popjaxrl ``run_popgym.py``).
+
+    Its actor-critic (``NetworkConfig()``), the backbone's defaults (S5 256 x 256 x 4 with
+    the paper's initialisation; one GRU cell of 256), PPO with 64 envs x 1024 steps, 15M
+    steps, 30 epochs, 8 minibatches, lr 5e-5, and every done ending the return.
+    """
     return RunConfig(
         model=model,
         backbone=backbone_config_class(model)(),
         ppo=PPOConfig(),
         env=EnvConfig(env_id=env_id),
-        head_size=256,
+        network=NetworkConfig(),
         num_seeds=num_seeds,
         preset="paper",
     )
@@ -140,9 +148,10 @@ def quick(model: str, env_id: str = EnvConfig.env_id, num_seeds: int = 1) -> Run
             num_minibatches=4,
             update_epochs=4,
             total_timesteps=1_048_576,  # 2^20: 256 updates, so chunks divide evenly
+            bootstrap_truncated=True,
         ),
         env=EnvConfig(env_id=env_id),
-        head_size=64,
+        network=NetworkConfig.single_layer(64),
         num_seeds=num_seeds,
         preset="quick",
     )
@@ -175,6 +184,8 @@ def settable_keys(config: RunConfig) -> list[str]:
 
 
 def _parse(text: str, current: Any, key: str) -> Any:
+    if isinstance(current, tuple):  # e.g. network.encoder=128,256
+        return tuple(_parse(part.strip(), 0, key) for part in text.split(",") if part.strip())
     if isinstance(current, bool):
         if text.lower() in ("1", "true", "yes", "on"):
             return True
@@ -240,16 +251,33 @@ def to_dict(config: RunConfig) -> dict:
     return dataclasses.asdict(config)
 
 
+# Settings a config.json written before the setting existed ran with (where that is not
+# today's default): such a file rebuilds the run it describes, not today's preset.
+_LEGACY_PPO = {"bootstrap_truncated": True}
+_LEGACY_BACKBONE = {"s5": {"c_init": "trunc_standard_normal", "input_projection": True}}
+
+
 def from_dict(data: dict) -> RunConfig:
-    """Inverse of ``to_dict``: the backbone section is rebuilt from the model name."""
+    """Inverse of ``to_dict``: the backbone section is rebuilt from the model name.
+
+    Files written by earlier versions rebuild the run they describe: a missing setting
+    takes the value those versions used (``_LEGACY_*``), and ``head_size`` (one encoder
+    layer and one hidden layer per head) becomes ``NetworkConfig.single_layer``.
+    """
     data = dict(data)
     backbone_cls = BACKBONES[data["model"]]
+    legacy_backbone = _LEGACY_BACKBONE.get(data["model"], {})
+    if "network" in data:
+        network = NetworkConfig(**data["network"])
+    else:
+        network = NetworkConfig.single_layer(data.pop("head_size"))
     return RunConfig(
         **{
             **data,
-            "backbone": backbone_cls(**data["backbone"]),
-            "ppo": PPOConfig(**data["ppo"]),
+            "backbone": backbone_cls(**{**legacy_backbone, **data["backbone"]}),
+            "ppo": PPOConfig(**{**_LEGACY_PPO, **data["ppo"]}),
             "env": EnvConfig(**data["env"]),
+            "network": network,
         }
     )
 

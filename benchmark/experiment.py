@@ -36,6 +36,7 @@ from rich.table import Table
 
 from benchmark.checkpoint import CellCheckpoints, CheckpointSettings
 from benchmark.config import RunConfig
+from benchmark.metrics import max_mean_episodic_return
 from benchmark.results import CsvLog, filter_rows, read_raw_rows, typed_row, write_json
 from benchmark.run import (
     ChunkReport,
@@ -91,16 +92,6 @@ def summarize_returns(mean_return: np.ndarray, fraction: float = FINAL_FRACTION
         valid = [m for m in means if not math.isnan(m)]
         bests.append(max(valid) if valid else math.nan)
     return np.asarray(finals), np.asarray(bests)
-
-
-def max_mean_episodic_return(mean_return: np.ndarray) -> np.ndarray:
-    """POPGym's MMER per seed: the largest per-update mean episodic return, ``[S, U] -> [S]``.
-
-    Updates in which no episode ended (NaN) are ignored; a seed with none at all is NaN.
-    """
-    finite = np.where(np.isnan(mean_return), -np.inf, mean_return)
-    best = finite.max(axis=1)
-    return np.where(np.isinf(best), np.nan, best)
 
 
 def _nanmean(values: np.ndarray) -> float:
@@ -356,6 +347,8 @@ def train_cell(cell: Cell, session: Session, label_columns: Sequence[str], curve
             devices=session.devices, should_stop=session.should_stop,
             on_compiled=on_compiled, on_saved=on_saved,
         )
+        # Host work between chunks is not training time; meta.json keeps it apart.
+        session.record(cell, host_s=round(result.host_s, 3))
         if after_cell is not None:
             after_cell(cell, result)
     except TrainingInterrupted:

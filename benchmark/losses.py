@@ -12,22 +12,29 @@ def bootstrap_values(
     terminated: jax.Array,
     truncated: jax.Array,
     final_values: jax.Array,
+    bootstrap_truncated: bool = True,
 ) -> jax.Array:
-    """The value each step bootstraps from, following gymnax 1.x semantics.
+    """The value each step bootstraps from.
 
     Args:
       values: ``[T, B]`` V(obs_t) from the rollout.
       last_value: ``[B]`` V of the observation after the last step.
       terminated: ``[T, B]`` bool; the episode ended in a terminal state: bootstrap 0.
-      truncated: ``[T, B]`` bool; the episode was cut by a time limit: bootstrap from
-        V(final_observation), given in ``final_values``.
-      final_values: ``[T, B]`` V(info["final_observation"]) (used only where truncated).
+      truncated: ``[T, B]`` bool; the episode was cut by a time limit.
+      final_values: ``[T, B]`` V(info["final_observation"]) (used only where truncated
+        episodes bootstrap).
+      bootstrap_truncated: True: a truncated episode bootstraps from ``final_values``
+        (gymnax 1.x semantics); False: it ends like a terminated one, with 0 (the paper's
+        code, which sees one ``done`` flag).
 
     Returns:
-      ``[T, B]``: 0 where terminated, ``final_values`` where truncated (and not
-      terminated), else the value of the next step's observation.
+      ``[T, B]``: 0 where terminated (and, unless ``bootstrap_truncated``, where
+      truncated), ``final_values`` where truncated episodes bootstrap, else the value of
+      the next step's observation.
     """
     next_values = jnp.concatenate([values[1:], last_value[None]], axis=0)
+    if not bootstrap_truncated:
+        return jnp.where(jnp.logical_or(terminated, truncated), 0.0, next_values)
     next_values = jnp.where(truncated, final_values, next_values)
     return jnp.where(terminated, 0.0, next_values)
 

@@ -3,10 +3,16 @@
 Lu et al. (2023, §5.1) train an actor-critic on bsuite's memory-length task (Osband et
 al., "Behaviour Suite for Reinforcement Learning", 2020) with the LSTM swapped for
 attention or S5, and plot return and training time against memory length. The task is a
-T-maze: the first observation shows a cue (+1 or -1), the agent walks ``L`` more steps
-(the observation shows only the time left) and at the last step must take the action the
-cue named: reward +1 if right, -1 if wrong, 0 on every other step. An episode is ``L + 1``
-steps; a policy without memory scores 0 on average, one that remembers scores 1.
+T-maze: a cue (+1 or -1) is shown, the agent walks on (the observation shows only the time
+left) and at the last step must take the action the cue named: reward +1 if right, -1 if
+wrong, 0 on every other step. An episode is ``L + 1`` steps (actions 0..L, the decision at
+step L); a policy without memory scores 0 on average, one that remembers scores 1.
+
+Exactly what is measured: gymnax's port returns, from each step, the observation of the
+state *before* it, so the cue is in the first two observations (steps 0 and 1) and the
+decision at step ``L`` must recall it from ``L - 1`` steps back. A backbone with a finite
+window (Transformer-XL) is widened to attend ``L`` steps back (``memory_config``), so no
+length is out of its reach by construction.
 
 The environment is gymnax's ``MemoryChain-bsuite`` (a port of bsuite's ``memory_chain``),
 with ``memory_length`` set through its ``EnvParams``. Each (model, memory length) is one
@@ -74,15 +80,19 @@ def memory_config(base: RunConfig, memory_length: int) -> RunConfig:
       the same across memory lengths;
     - ``env.previous_action`` is off: with two actions and a one-bit cue, a feed-forward
       policy could carry the cue in its own previous action (repeat the cued action every
-      step), which would defeat the point of the task.
+      step), which would defeat the point of the task;
+    - a backbone with a finite window (``with_reach``: Transformer-XL's per-layer memory)
+      attends at least ``memory_length`` steps back.
     """
     ppo = base.ppo
     num_steps = rollout_length(memory_length, ppo.num_steps)
     num_envs = ppo.num_envs * ppo.num_steps // num_steps
     num_envs = max(ppo.num_minibatches, num_envs - num_envs % ppo.num_minibatches)
     total = max(ppo.total_timesteps, num_envs * num_steps)
+    with_reach = getattr(base.backbone, "with_reach", None)
     return dataclasses.replace(
         base,
+        backbone=with_reach(memory_length) if with_reach else base.backbone,
         ppo=dataclasses.replace(ppo, num_steps=num_steps, num_envs=num_envs,
                                 total_timesteps=total),
         env=dataclasses.replace(base.env, env_id=ENV_ID, previous_action=False),

@@ -49,8 +49,9 @@ TRIAL_COLUMNS = ("model", "seed", "split", "suite", "env", "trial", "mean_return
 # meta-episode (4 x 32 steps) equal to the quick rollout (128 steps); paper uses the
 # paper's code's 16 trials of up to 200 steps (meta-episodes then span several rollouts).
 PRESET_SETTINGS = {
-    "quick": {"num_trials": 4, "trial_length": 32},
-    "paper": {"num_trials": 16, "trial_length": 200},
+    "quick": {"num_trials": 4, "trial_length": 32, "eval_trials": 0},
+    # The paper's code evaluates past its training horizon: 16 trials trained, 32 evaluated.
+    "paper": {"num_trials": 16, "trial_length": 200, "eval_trials": 32},
 }
 
 
@@ -66,6 +67,9 @@ class MetaSettings:
     action_size: int = 4  # agent action vector size
     include_action: bool = True  # previous action in the meta observation (off: bandit probe)
     eval_episodes: int = 64  # evaluation meta-episodes per (seed, base environment)
+    eval_trials: int = 0  # trials per evaluation meta-episode (0: num_trials)
+    # every trial restarts from the meta-episode's first start state (the paper's CartPole)
+    same_start: bool = False
     eval_seed: int = 1_000_003  # evaluation keys: key(eval_seed + seed), folded per env
 
     def __post_init__(self):
@@ -88,13 +92,20 @@ class MetaSettings:
                                  f"{getattr(self, name)}")
         if self.trial_length < 0:
             raise ValueError(f"--trial-length must be >= 0, got {self.trial_length}")
+        if self.eval_trials < 0:
+            raise ValueError(f"--eval-trials must be >= 0, got {self.eval_trials}")
+
+    @property
+    def evaluated_trials(self) -> int:
+        """Trials per evaluation meta-episode."""
+        return self.eval_trials or self.num_trials
 
     @property
     def env_kwargs(self) -> dict[str, int]:
         """``MetaEnv`` constructor arguments (besides the suite)."""
         return {"num_trials": self.num_trials, "trial_length": self.trial_length,
                 "obs_size": self.obs_size, "action_size": self.action_size,
-                "include_action": self.include_action}
+                "include_action": self.include_action, "same_start": self.same_start}
 
     def splits(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """``(split, suite, base env ids)`` evaluated: ``train`` then ``held-out``."""
@@ -108,9 +119,11 @@ class MetaSettings:
 
 def make_settings(preset: str, suite: str = "MetaControl", held_out: str | None = "default",
                   num_trials: int | None = None, trial_length: int | None = None,
-                  **kwargs) -> MetaSettings:
-    """Settings for ``preset``; ``held_out="default"`` picks the suite's default held-out."""
-    from envs.meta import DEFAULT_HELD_OUT
+                  eval_trials: int | None = None, **kwargs) -> MetaSettings:
+    """Settings for ``preset``; ``held_out="default"`` picks the suite's default held-out,
+    and trials restart from one start state in the suites that do so (the paper's CartPole).
+    """
+    from envs.meta import DEFAULT_HELD_OUT, SAME_START_SUITES
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
@@ -124,6 +137,8 @@ def make_settings(preset: str, suite: str = "MetaControl", held_out: str | None 
         held_out=held_out,
         num_trials=base["num_trials"] if num_trials is None else num_trials,
         trial_length=base["trial_length"] if trial_length is None else trial_length,
+        eval_trials=base["eval_trials"] if eval_trials is None else eval_trials,
+        same_start=suite in SAME_START_SUITES,
         **kwargs,
     )
 
@@ -164,15 +179,16 @@ def evaluate(config: RunConfig, params: Any, settings: MetaSettings, base_id: st
       key: evaluation key; seed s uses ``fold_in(key, s)``.
 
     Returns:
-      ``[S, K]`` float: mean scaled return of trial k over ``settings.eval_episodes``
-      meta-episodes, actions sampled from the policy.
+      ``[S, K]`` float (K = ``settings.evaluated_trials``): mean scaled return of trial k
+      over ``settings.eval_episodes`` meta-episodes, actions sampled from the policy.
     """
     from envs.meta import MetaEnv
 
-    env = MetaEnv((base_id,), **settings.env_kwargs)
+    env = MetaEnv((base_id,), **{**settings.env_kwargs,
+                                 "num_trials": settings.evaluated_trials})
     env_params = env.default_params
     network = build_network(config, env, env_params)
-    num_episodes, num_trials = settings.eval_episodes, settings.num_trials
+    num_episodes, num_trials = settings.eval_episodes, settings.evaluated_trials
     reset = jax.vmap(env.reset, in_axes=(0, None))
     step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 

@@ -143,22 +143,25 @@ def make_minibatch_update(config: PPOConfig, network, optimizer: optax.GradientT
     return update
 
 
-def make_train(config: PPOConfig, network, env, env_params, bootstrap_truncated: bool = True
+def make_train(config: PPOConfig, network, env, env_params, env_truncates: bool = True
                ) -> Trainer:
     """Build the PPO trainer for one seed.
 
     Args:
       config: PPO hyperparameters (shape-setting ints are static: a change recompiles).
+        ``config.bootstrap_truncated`` alone decides the return targets at time limits.
       network: an ``ActorCritic`` (or anything with the same apply/initialize_carry).
       env: a wrapped environment (``envs.wrappers.make_training_env``).
       env_params: its params.
-      bootstrap_truncated: evaluate V(final_observation) at every step so that truncated
-        episodes bootstrap correctly. Environments that never truncate can skip the
-        extra forward pass (the POPGym ports terminate every episode).
+      env_truncates: whether the environment can return ``truncated`` at all (the
+        registry's ``truncates``). It only saves work: V(final_observation) is evaluated
+        at every step, a second forward pass, only when truncated episodes bootstrap and
+        can occur; it never changes a learning target.
 
     Returns:
       A ``Trainer``; see the module docstring.
     """
+    evaluate_final_value = config.bootstrap_truncated and env_truncates
     optimizer = make_optimizer(config)
     num_envs, num_steps = config.num_envs, config.num_steps
     env_reset = jax.vmap(env.reset, in_axes=(0, None))
@@ -192,7 +195,7 @@ def make_train(config: PPOConfig, network, env, env_params, bootstrap_truncated:
         next_obs, env_state, reward, terminated, truncated, info = env_step(
             jax.random.split(step_key, num_envs), env_state, action, env_params
         )
-        if bootstrap_truncated:
+        if evaluate_final_value:
             # V(final_observation) from the carry that saw this step, as if no reset.
             _, _, final_value = network.apply(
                 params, carry, info["final_observation"][None], jnp.zeros((1, num_envs), bool)
@@ -226,7 +229,8 @@ def make_train(config: PPOConfig, network, env, env_params, bootstrap_truncated:
         )
         _, _, last_value = network.apply(runner.params, carry, obs[None], resets[None])
         next_values = bootstrap_values(
-            traj.value, last_value[0], traj.terminated, traj.truncated, traj.final_value
+            traj.value, last_value[0], traj.terminated, traj.truncated, traj.final_value,
+            config.bootstrap_truncated,
         )
         dones = jnp.logical_or(traj.terminated, traj.truncated)
         advantages, returns = compute_gae(

@@ -39,9 +39,8 @@ from models.actor_critic import ActorCritic
 
 def build_network(config: RunConfig, env, env_params) -> ActorCritic:
     spec = action_spec(env.action_space(env_params))
-    return ActorCritic(
-        backbone=config.backbone.build(), action_spec=spec, hidden_size=config.head_size
-    )
+    return ActorCritic(backbone=config.backbone.build(), action_spec=spec,
+                       network=config.network)
 
 
 def build_trainer(config: RunConfig, env_kwargs: dict | None = None,
@@ -57,7 +56,7 @@ def build_trainer(config: RunConfig, env_kwargs: dict | None = None,
     )
     network = build_network(config, env, env_params)
     truncates = ENVS[resolve(config.env.env_id)].truncates
-    trainer = make_train(config.ppo, network, env, env_params, bootstrap_truncated=truncates)
+    trainer = make_train(config.ppo, network, env, env_params, env_truncates=truncates)
     return trainer, network
 
 
@@ -71,7 +70,7 @@ class ChunkReport:
     mean_return: np.ndarray  # [S, K] mean return of those episodes, NaN where none
     losses: dict[str, np.ndarray]  # name -> [S, K]
     diverged_at: np.ndarray  # [S] update (1-based) at which a seed diverged, 0 if it has not
-    wall_s: float  # seconds since training started, at the end of this chunk (compile excluded)
+    wall_s: float  # training seconds (compiled chunks alone) up to the end of this chunk
     start_wall_s: float  # the same clock at the start of this chunk
     env_steps: int  # environment steps per seed done so far
 
@@ -80,7 +79,8 @@ class ChunkReport:
 class RunResult:
     runner: RunnerState  # final state, seeds stacked
     compile_s: float
-    train_s: float  # wall seconds of the chunks (compile excluded; earlier sessions included)
+    train_s: float  # seconds of the compiled chunks alone (earlier sessions included)
+    host_s: float  # seconds of host work between chunks this session (CSV, display, saves)
     env_steps: int  # per seed
     mean_return: np.ndarray  # [S, num_updates], NaN where no episode ended
     diverged_at: np.ndarray  # [S] update at which each seed diverged, 0 if it did not
@@ -171,7 +171,9 @@ def run_training(
 ) -> RunResult:
     """Train ``config.num_seeds`` seeds at once and report after every chunk.
 
-    Compile time is measured apart (``lower().compile()``) and excluded from ``train_s``.
+    Compile time is measured apart (``lower().compile()``) and excluded from ``train_s``,
+    which counts the compiled chunks alone; host work between them (``on_chunk``,
+    checkpoints) is ``host_s``.
     With ``checkpoints``, the state is saved when ``checkpoints.due()`` and after the
     last chunk, and ``resume_from`` (a step ``checkpoints.latest_valid`` approved)
     continues from that step: the same compiled
@@ -204,17 +206,22 @@ def run_training(
 
     if should_stop() and done < num_updates:
         raise TrainingInterrupted(done, num_updates, saved=done > 0)
-    start = time.perf_counter()
-    chunk_start_s = train_s_before
+    # Training time counts the compiled chunks alone (each ends when its metrics reach the
+    # host); CSV rows, the progress display and checkpoints are host work, timed apart.
+    train_s, host_s = train_s_before, 0.0
     for chunk in range(done // trainer.chunk_size, trainer.num_chunks):
+        chunk_start_s = train_s
+        started = time.perf_counter()
         runner, metrics = run_chunk(runner)
         metrics, diverged_at = gather((metrics, runner.diverged_at))
+        train_s += time.perf_counter() - started
+        chunk_end_s = train_s
+        host_started = time.perf_counter()
         episodes = np.asarray(metrics.pop("episodes"))
         return_sum = np.asarray(metrics.pop("return_sum"))
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_return = np.where(episodes > 0, return_sum / np.maximum(episodes, 1), np.nan)
         returns.append(mean_return)
-        chunk_end_s = train_s_before + time.perf_counter() - start
         if on_chunk is not None:
             on_chunk(ChunkReport(
                 chunk=chunk,
@@ -227,7 +234,6 @@ def run_training(
                 start_wall_s=chunk_start_s,
                 env_steps=(chunk + 1) * steps_per_chunk,
             ))
-        chunk_start_s = chunk_end_s
         # Rows first, then the checkpoint: a kill in between leaves rows past the last
         # checkpoint, which a resume drops (experiment.prepare_resume), never a gap.
         last = chunk == trainer.num_chunks - 1
@@ -237,13 +243,15 @@ def run_training(
             checkpoints.save(runner, (chunk + 1) * trainer.chunk_size, chunk_end_s, history())
             if on_saved is not None:
                 on_saved((chunk + 1) * trainer.chunk_size)
+        host_s += time.perf_counter() - host_started
         if stopping:
             raise TrainingInterrupted((chunk + 1) * trainer.chunk_size, num_updates, saved)
     jax.block_until_ready(runner)
     return RunResult(
         runner=runner,
         compile_s=compile_s,
-        train_s=train_s_before + time.perf_counter() - start,
+        train_s=train_s,
+        host_s=host_s,
         env_steps=trainer.num_chunks * steps_per_chunk,
         mean_return=history(),
         diverged_at=np.asarray(gather(runner.diverged_at)),

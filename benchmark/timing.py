@@ -32,7 +32,7 @@ import numpy as np
 
 from benchmark.config import PPOConfig
 from benchmark.ppo import make_minibatch_update, make_optimizer
-from models.actor_critic import ActorCritic
+from models.actor_critic import ActorCritic, NetworkConfig
 from models.heads import ActionSpec
 
 MODES = ("train", "infer", "rollout")
@@ -241,7 +241,8 @@ def make_workload(
       batch: B.
       obs_size: D of the synthetic observations (float32).
       num_actions: size of the discrete action space.
-      head_size: width of the actor-critic's encoder and heads.
+      head_size: width of the actor-critic's encoder layer and head layers
+        (``NetworkConfig.single_layer``).
       seed: for the parameters and the synthetic data.
 
     Returns:
@@ -292,7 +293,7 @@ def make_workload(
 def _network(backbone_config, num_actions: int, head_size: int) -> ActorCritic:
     return ActorCritic(backbone=backbone_config.build(),
                        action_spec=ActionSpec("discrete", (num_actions,)),
-                       hidden_size=head_size)
+                       network=NetworkConfig.single_layer(head_size))
 
 
 @functools.lru_cache(maxsize=32)

@@ -31,8 +31,8 @@ def _register_builtin() -> None:
     for family, module in _popgym.FAMILIES.items():
         for env_id, factory in module.VARIANTS.items():
             difficulty = env_id[len(family) :]
-            truncates = getattr(module, "TRUNCATES", False)
-            register(env_id, EnvEntry(factory, "popgym", family, difficulty, truncates))
+            # Every family says whether it can truncate (tests/envs/test_registry.py checks).
+            register(env_id, EnvEntry(factory, "popgym", family, difficulty, module.TRUNCATES))
     for alias, family in _popgym.FAMILY_ALIASES.items():
         for difficulty in ("Easy", "Medium", "Hard"):
             if f"{family}{difficulty}" in ENVS:

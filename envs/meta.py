@@ -13,7 +13,9 @@ meta-episode reset it samples
 All three come from the reset key alone: the same key gives the same environment and the
 same matrices. A meta-episode is ``num_trials`` trials of that base environment under those
 matrices. A trial ends when the base episode ends (terminated, or its time limit, capped at
-``trial_length``); the base environment is then reset but the meta-episode goes on. The meta
+``trial_length``); the base environment is then reset but the meta-episode goes on: from a
+fresh random start, or, with ``same_start`` (the paper's CartPole), from the very state the
+meta-episode's first trial started in, so only the agent's knowledge changes. The meta
 environment's ``terminated`` fires only after the last trial, so the PPO loop resets the
 agent's carry only between meta-episodes, never between trials.
 
@@ -93,6 +95,10 @@ SUITES: dict[str, tuple[str, ...]] = {
     "ProjectedBandit": ("DelayedBandit",),
 }
 DEFAULT_HELD_OUT: dict[str, str] = {"MetaControl": "MetaControlHeldOut"}
+# Suites whose trials all restart from the meta-episode's first start state: in the paper's
+# code (popjaxrl ``meta_cartpole.py``) every trial of a meta-episode restarts CartPole from
+# the same initial state.
+SAME_START_SUITES = ("ProjectedCartPole",)
 
 
 # ----------------------------------------------------------------------------- bandit probe
@@ -164,6 +170,7 @@ class MetaState(environment.EnvState):
     action_matrix: jax.Array  # [A_pad, action_size] float32
     trial: jax.Array  # int32, trials completed in this meta-episode
     time: jax.Array  # int32, steps taken in this meta-episode
+    start_keys: jax.Array  # [n_bases, 2] uint32: key data of each base env's first reset
 
 
 @struct.dataclass
@@ -190,11 +197,13 @@ class MetaEnv(environment.Environment[MetaState, MetaParams]):
       include_action: include the previous action in the observation. The bandit probe
         turns it off: a memoryless policy could otherwise relay a pull's outcome to the next
         trial through its own blank-step action.
+      same_start: every trial restarts the base environment from the meta-episode's
+        first start state (the paper's CartPole) instead of a fresh random one.
     """
 
     def __init__(self, base_ids: tuple[str, ...] | str = SUITES["MetaControl"],
                  num_trials: int = 4, trial_length: int = 0, obs_size: int = 16,
-                 action_size: int = 4, include_action: bool = True):
+                 action_size: int = 4, include_action: bool = True, same_start: bool = False):
         super().__init__()
         base_ids = SUITES[base_ids] if isinstance(base_ids, str) else tuple(base_ids)
         if not base_ids:
@@ -207,7 +216,7 @@ class MetaEnv(environment.Environment[MetaState, MetaParams]):
             raise ValueError(f"trial_length must be >= 0, got {trial_length}")
         self.base_ids = base_ids
         self.num_trials, self.obs_size, self.action_size = num_trials, obs_size, action_size
-        self.include_action = include_action
+        self.include_action, self.same_start = include_action, same_start
         self.bases, self.base_params, self.scales = [], [], []
         self.obs_dims, self.action_dims, self.discrete = [], [], []
         for env_id in base_ids:
@@ -285,7 +294,8 @@ class MetaEnv(environment.Environment[MetaState, MetaParams]):
         # Every base env was reset above (one state slot each): index the sampled one's obs.
         padded = jnp.stack([self._pad(obs, i) for i, (obs, _) in enumerate(resets)])[index]
         state = MetaState(base_states=base_states, env_index=index, obs_matrix=obs_matrix,
-                          action_matrix=action_matrix, trial=jnp.int32(0), time=jnp.int32(0))
+                          action_matrix=action_matrix, trial=jnp.int32(0), time=jnp.int32(0),
+                          start_keys=jax.random.key_data(keys))
         no_action = jnp.zeros(self.action_size, jnp.float32)
         return self._observe(state, padded, no_action, jnp.float32(0.0), True), state
 
@@ -298,8 +308,13 @@ class MetaEnv(environment.Environment[MetaState, MetaParams]):
                 base_action = self._base_action(projected, i)
                 obs, new, reward, terminated, truncated, _ = self.bases[i].step(
                     key, base_states[i], base_action, self.base_params[i])
-                base_states = (*base_states[:i], new, *base_states[i + 1:])
                 done = jnp.logical_or(terminated, truncated)
+                if self.same_start:  # the next trial starts where the first one did
+                    first_obs, first = self.bases[i].reset(
+                        jax.random.wrap_key_data(state.start_keys[i]), self.base_params[i])
+                    new = jax.tree.map(lambda a, b: jnp.where(done, a, b), first, new)
+                    obs = jnp.where(done, first_obs, obs)
+                base_states = (*base_states[:i], new, *base_states[i + 1:])
                 reward = jnp.asarray(reward, jnp.float32).reshape(()) * self.scales[i]
                 return _strong(base_states), self._pad(obs, i), reward, done
             return step
@@ -341,7 +356,9 @@ class MetaEnv(environment.Environment[MetaState, MetaParams]):
 
 
 def make_meta_env(suite: str, **kwargs) -> MetaEnv:
-    """``MetaEnv`` over the named suite (a key of ``SUITES``)."""
+    """``MetaEnv`` over the named suite (a key of ``SUITES``); ``same_start`` defaults to
+    the suite's (``SAME_START_SUITES``)."""
     if suite not in SUITES:
         raise ValueError(f"unknown meta suite {suite!r}; valid suites: {', '.join(SUITES)}")
+    kwargs.setdefault("same_start", suite in SAME_START_SUITES)
     return MetaEnv(SUITES[suite], **kwargs)

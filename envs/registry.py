@@ -98,6 +98,10 @@ def expand(selection: str, suite: str = "popgym") -> list[str]:
 
 
 _GYMNAX_DONE = False
+# gymnax environments that cannot truncate under their default params (gymnax's time limit
+# is never reached first). MemoryChain ends after memory_length + 1 steps (6 by default),
+# and ``s5bench memory`` puts the limit past the episode for every length.
+_GYMNAX_NEVER_TRUNCATE = ("MemoryChain-bsuite",)
 
 
 def _ensure_gymnax_registered() -> None:
@@ -115,4 +119,5 @@ def _ensure_gymnax_registered() -> None:
                 factory=lambda _id=env_id, **kw: gymnax.make(_id, **kw)[0],
                 suite="gymnax",
                 family=family,
+                truncates=env_id not in _GYMNAX_NEVER_TRUNCATE,
             )

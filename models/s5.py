@@ -99,6 +99,18 @@ def scan_sequential(lambda_bar, bu, resets, h0):
 
 SCANS = {"parallel": scan_parallel, "sequential": scan_sequential}
 
+# How C is drawn, as an ``[H, N, 2]`` real array (N the states before conjugate halving)
+# that is then multiplied by the eigenvectors V. Names follow the reference's ``C_init``.
+C_INITS = {
+    # The paper's POPGym runs (popjaxrl ``ppo_s5.py``): jax's lecun_normal over the whole
+    # [H, N, 2] array, whose fan-in is N x H: a truncated normal of std 1/sqrt(N H).
+    "lecun_normal": nn.initializers.lecun_normal(),
+    # The reference's ``trunc_standard_normal``: lecun_normal per output row, over a
+    # [1, N, 2] shape, so fan-in N: std 1/sqrt(N), sqrt(H) times the above.
+    "trunc_standard_normal": nn.initializers.variance_scaling(
+        1.0, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1, batch_axis=(0,)),
+}
+
 
 def default_evaluation(backend: str | None = None) -> Evaluation:
     """The faster S5 evaluation on ``backend`` (measured: see README, "S5 evaluation").
@@ -122,10 +134,10 @@ class S5SSM(nn.Module):
     """One diagonal S5 state-space layer with resets, ``[T, B, H] -> [T, B, H]``.
 
     Parameters follow the reference: Lambda (real and imaginary parts) from HiPPO-LegS,
-    ``B`` initialised as ``V^{-1} B`` with LeCun-normal ``B``, ``C`` as ``C V`` with
-    truncated-normal ``C``, feed-through ``D`` standard normal, and a per-state log
-    time step uniform in ``[log dt_min, log dt_max]``. Complex parameters are stored as
-    trailing (real, imaginary) pairs so that optimisers see only real numbers.
+    ``B`` initialised as ``V^{-1} B`` with LeCun-normal ``B``, ``C`` as ``C V`` with ``C``
+    drawn as ``c_init`` says (``C_INITS``), feed-through ``D`` standard normal, and a
+    per-state log time step uniform in ``[log dt_min, log dt_max]``. Complex parameters
+    are stored as trailing (real, imaginary) pairs so that optimisers see only real numbers.
     """
 
     d_model: int
@@ -134,6 +146,7 @@ class S5SSM(nn.Module):
     conj_sym: bool = True
     dt_min: float = 0.001
     dt_max: float = 0.1
+    c_init: str = "lecun_normal"
     evaluation: Evaluation = "parallel"
 
     @nn.compact
@@ -169,11 +182,7 @@ class S5SSM(nn.Module):
             return jnp.stack([vb.real, vb.imag], axis=-1)
 
         def init_c(key, shape):
-            # Truncated-normal C with fan-in P per output row, as the reference's
-            # per-row lecun_normal over a (1, P, 2) shape.
-            c = nn.initializers.variance_scaling(
-                1.0, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1, batch_axis=(0,)
-            )(key, (self.d_model, local_states, 2))
+            c = C_INITS[self.c_init](key, (self.d_model, local_states, 2))
             cv = (c[..., 0] + 1j * c[..., 1]).astype(jnp.complex64) @ v
             return jnp.stack([cv.real, cv.imag], axis=-1)
 
@@ -217,6 +226,7 @@ class S5Block(nn.Module):
     conj_sym: bool
     dt_min: float
     dt_max: float
+    c_init: str
     activation: str
     layer_norm: bool
     evaluation: Evaluation
@@ -233,6 +243,7 @@ class S5Block(nn.Module):
             conj_sym=self.conj_sym,
             dt_min=self.dt_min,
             dt_max=self.dt_max,
+            c_init=self.c_init,
             evaluation=self.evaluation,
         )(h0, x, resets)
         y = nn.gelu(y)
@@ -246,8 +257,10 @@ class S5Block(nn.Module):
 class S5Memory(nn.Module):
     """Stacked S5 layers behind the Memory contract (see ``models/base.py``).
 
-    The carry is ``[B, L, P]`` complex64: one state per layer. Inputs are first projected
-    to ``d_model`` so that the residual connections line up.
+    The carry is ``[B, L, P]`` complex64: one state per layer. The paper's stack takes its
+    inputs as they come (its encoder already ends at ``d_model``); inputs of another width,
+    or all inputs with ``input_projection``, first pass a Dense to ``d_model`` so that the
+    residual connections line up.
     """
 
     d_model: int = 256
@@ -257,8 +270,10 @@ class S5Memory(nn.Module):
     conj_sym: bool = True
     dt_min: float = 0.001
     dt_max: float = 0.1
+    c_init: str = "lecun_normal"
     activation: str = "full_glu"
     layer_norm: bool = False
+    input_projection: bool = False
     evaluation: Evaluation = "parallel"
 
     @property
@@ -271,7 +286,9 @@ class S5Memory(nn.Module):
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
-        x = nn.Dense(self.d_model, name="encoder")(inputs)
+        x = inputs
+        if self.input_projection or inputs.shape[-1] != self.d_model:
+            x = nn.Dense(self.d_model, name="encoder")(inputs)
         layers = nn.scan(
             S5Block,
             variable_axes={"params": 0},
@@ -285,6 +302,7 @@ class S5Memory(nn.Module):
             conj_sym=self.conj_sym,
             dt_min=self.dt_min,
             dt_max=self.dt_max,
+            c_init=self.c_init,
             activation=self.activation,
             layer_norm=self.layer_norm,
             evaluation=self.evaluation,
@@ -305,8 +323,12 @@ class S5Config:
     conj_sym: bool = True  # keep one eigenvalue of each conjugate pair
     dt_min: float = 0.001  # smallest initial time step
     dt_max: float = 0.1  # largest initial time step
+    c_init: str = "lecun_normal"  # how C is drawn (C_INITS); the paper's: lecun_normal
     activation: str = "full_glu"  # full_glu | half_glu | gelu
     layer_norm: bool = False  # pre-norm each layer (the paper's POPGym runs: off)
+    # Dense to d_model before the first layer even when the inputs already have that width
+    # (the paper's stack has none; inputs of another width are always projected).
+    input_projection: bool = False
     evaluation: str = "auto"  # parallel | sequential | auto (sequential on CPU, parallel else)
 
     def __post_init__(self):
@@ -314,6 +336,9 @@ class S5Config:
             raise ValueError(
                 f"s5 evaluation must be one of auto, parallel, sequential; got {self.evaluation!r}"
             )
+        if self.c_init not in C_INITS:
+            raise ValueError(
+                f"s5 c_init must be one of {', '.join(C_INITS)}; got {self.c_init!r}")
         if self.activation not in ("full_glu", "half_glu", "gelu"):
             raise ValueError(
                 f"s5 activation must be one of full_glu, half_glu, gelu; got {self.activation!r}"
@@ -329,7 +354,10 @@ class S5Config:
 
     @classmethod
     def quick(cls) -> S5Config:
-        return cls(d_model=64, state_size=64, num_layers=2)
+        """CPU-sized. Keeps s5bench's first S5 (per-row C, an input projection) so that
+        quick results stay comparable with the committed reference runs."""
+        return cls(d_model=64, state_size=64, num_layers=2, c_init="trunc_standard_normal",
+                   input_projection=True)
 
     def sized(self, d_model: int, num_layers: int) -> S5Config:
         """This config at another width and depth (state size follows the width)."""
@@ -346,7 +374,9 @@ class S5Config:
             conj_sym=self.conj_sym,
             dt_min=self.dt_min,
             dt_max=self.dt_max,
+            c_init=self.c_init,
             activation=self.activation,
             layer_norm=self.layer_norm,
+            input_projection=self.input_projection,
             evaluation=self.resolved_evaluation,
         )

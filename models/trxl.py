@@ -416,6 +416,14 @@ class TrXLConfig:
     def quick(cls) -> TrXLConfig:
         return cls(d_model=64, num_layers=2, num_heads=4, mlp_dim=128, memory_length=32)
 
+    def with_reach(self, steps: int) -> TrXLConfig:
+        """This config with every layer attending at least ``steps`` steps back.
+
+        A task that needs a memory ``steps`` long (``s5bench memory``) is then within
+        reach by construction, instead of failing for want of a window.
+        """
+        return dataclasses.replace(self, memory_length=max(self.memory_length, steps))
+
     def sized(self, d_model: int, num_layers: int) -> TrXLConfig:
         """This config at another width and depth.
 

@@ -93,6 +93,8 @@ class Autoencode(environment.Environment[EnvState, EnvParams]):
         return MultiDiscrete([2, NUM_SUITS])
 
 
+TRUNCATES = False  # episodes end only by termination (tests/envs/test_registry.py checks it)
+
 VARIANTS = {
     "AutoencodeEasy": lambda: Autoencode(num_decks=1),
     "AutoencodeMedium": lambda: Autoencode(num_decks=2),

@@ -155,6 +155,8 @@ class Battleship(environment.Environment[EnvState, EnvParams]):
         return spaces.Discrete(2)
 
 
+TRUNCATES = True  # truncated after S**2 shots (tests/envs/test_registry.py checks it)
+
 VARIANTS = {
     "BattleshipEasy": lambda: Battleship(board_size=8),
     "BattleshipMedium": lambda: Battleship(board_size=10),

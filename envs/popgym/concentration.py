@@ -152,6 +152,8 @@ class Concentration(environment.Environment[EnvState, EnvParams]):
         return MultiDiscrete([self.num_kinds + 1] * self.num_cards)
 
 
+TRUNCATES = True  # truncated by its step limit (tests/envs/test_registry.py checks it)
+
 VARIANTS = {
     "ConcentrationEasy": lambda: Concentration(num_decks=1, deck_type="colors"),
     "ConcentrationMedium": lambda: Concentration(num_decks=2, deck_type="colors"),

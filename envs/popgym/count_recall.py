@@ -120,6 +120,8 @@ class CountRecall(environment.Environment[EnvState, EnvParams]):
         return MultiDiscrete([self.num_kinds, self.num_kinds])
 
 
+TRUNCATES = False  # episodes end only by termination (tests/envs/test_registry.py checks it)
+
 VARIANTS = {
     "CountRecallEasy": lambda: CountRecall(num_decks=1, deck_type="colors"),
     "CountRecallMedium": lambda: CountRecall(num_decks=2, deck_type="suits"),

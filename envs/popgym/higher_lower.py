@@ -89,6 +89,8 @@ class HigherLower(environment.Environment[EnvState, EnvParams]):
         return spaces.Discrete(NUM_RANKS)
 
 
+TRUNCATES = False  # episodes end only by termination (tests/envs/test_registry.py checks it)
+
 VARIANTS = {
     "HigherLowerEasy": lambda: HigherLower(num_decks=1),
     "HigherLowerMedium": lambda: HigherLower(num_decks=2),

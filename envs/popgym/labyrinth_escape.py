@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from envs.popgym.labyrinth import GOAL, EnvParams, EnvState, MazeEnv
 
-__all__ = ["EnvParams", "EnvState", "LabyrinthEscape", "VARIANTS"]
+__all__ = ["EnvParams", "EnvState", "LabyrinthEscape", "TRUNCATES", "VARIANTS"]
 
 
 class LabyrinthEscape(MazeEnv):
@@ -49,6 +49,8 @@ class LabyrinthEscape(MazeEnv):
     def name(self) -> str:
         return "LabyrinthEscape"
 
+
+TRUNCATES = True  # truncated after 1023 steps (tests/envs/test_registry.py checks it)
 
 VARIANTS = {
     "LabyrinthEscapeEasy": lambda: LabyrinthEscape(maze_dims=(10, 10), episode_length=1024),

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from envs.popgym.labyrinth import FREE, OBSTACLE, EnvParams, EnvState, MazeEnv
 
-__all__ = ["EnvParams", "EnvState", "LabyrinthExplore", "VARIANTS"]
+__all__ = ["EnvParams", "EnvState", "LabyrinthExplore", "TRUNCATES", "VARIANTS"]
 
 
 class LabyrinthExplore(MazeEnv):
@@ -55,6 +55,8 @@ class LabyrinthExplore(MazeEnv):
     def name(self) -> str:
         return "LabyrinthExplore"
 
+
+TRUNCATES = True  # truncated after 1023 steps (tests/envs/test_registry.py checks it)
 
 VARIANTS = {
     "LabyrinthExploreEasy": lambda: LabyrinthExplore(maze_dims=(10, 10), episode_length=1024),

@@ -134,6 +134,8 @@ class MineSweeper(environment.Environment[EnvState, EnvParams]):
         return spaces.Discrete(min(self.num_mines + 1, 10))
 
 
+TRUNCATES = True  # truncated after L steps (tests/envs/test_registry.py checks it)
+
 VARIANTS = {
     "MineSweeperEasy": lambda: MineSweeper(dims=(4, 4), num_mines=2),
     "MineSweeperMedium": lambda: MineSweeper(dims=(6, 6), num_mines=6),

@@ -100,6 +100,8 @@ class MultiarmedBandit(environment.Environment[EnvState, EnvParams]):
         return spaces.Discrete(2)
 
 
+TRUNCATES = True  # episodes end only by the time limit (tests/envs/test_registry.py checks it)
+
 VARIANTS = {
     "MultiarmedBanditEasy": lambda: MultiarmedBandit(num_bandits=10, episode_length=200),
     "MultiarmedBanditMedium": lambda: MultiarmedBandit(num_bandits=20, episode_length=400),

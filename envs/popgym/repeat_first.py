@@ -80,6 +80,8 @@ class RepeatFirst(environment.Environment[EnvState, EnvParams]):
         return spaces.Discrete(NUM_SUITS)
 
 
+TRUNCATES = False  # episodes end only by termination (tests/envs/test_registry.py checks it)
+
 VARIANTS = {
     "RepeatFirstEasy": lambda: RepeatFirst(num_decks=1),
     "RepeatFirstMedium": lambda: RepeatFirst(num_decks=8),

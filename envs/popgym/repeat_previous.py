@@ -85,6 +85,8 @@ class RepeatPrevious(environment.Environment[EnvState, EnvParams]):
         return spaces.Discrete(NUM_SUITS)
 
 
+TRUNCATES = False  # episodes end only by termination (tests/envs/test_registry.py checks it)
+
 VARIANTS = {
     "RepeatPreviousEasy": lambda: RepeatPrevious(num_decks=1, k=4),
     "RepeatPreviousMedium": lambda: RepeatPrevious(num_decks=2, k=32),

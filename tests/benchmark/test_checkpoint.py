@@ -30,10 +30,12 @@ from benchmark.run import StopRequest, TrainingInterrupted, run_training
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
-# 32 updates of 2 seeds on the memory probe, 2 updates per chunk: ~3 s of training here.
+# 16 updates of 2 seeds on the memory probe, 2 updates per chunk: ~2 s of training here.
+LONG_UPDATES = 16
 LONG = ["popgym", "--model", "gru", "--env", "MemoryProbe", "--seeds", "2",
-        "--total-steps", "16384", "--set", "ppo.num_envs=16", "--set", "ppo.num_steps=32",
-        "--set", "ppo.updates_per_chunk=2", "--checkpoint-every", "0"]
+        "--total-steps", str(LONG_UPDATES * 16 * 32), "--set", "ppo.num_envs=16",
+        "--set", "ppo.num_steps=32", "--set", "ppo.updates_per_chunk=2",
+        "--checkpoint-every", "0"]
 # 8 updates of 2 seeds, 2 per chunk: for the in-process checks.
 SHORT_SETTINGS = ["ppo.num_envs=8", "ppo.num_steps=16", "ppo.num_minibatches=2",
                   "ppo.update_epochs=1", "ppo.updates_per_chunk=2", "ppo.total_timesteps=1024"]
@@ -96,7 +98,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     meta = json.loads((killed_dir / "meta.json").read_text())
     (resume,) = meta["resumes"]
     (from_update,) = resume["from_update"].values()
-    assert 0 < from_update < 32
+    assert 0 < from_update < LONG_UPDATES
 
     for name in ("curves.csv", "summary.csv"):
         pd.testing.assert_frame_equal(_numbers(tmp_path / "whole" / name),
@@ -127,7 +129,7 @@ def test_sigint_saves_and_prints_how_to_resume(tmp_path):
     assert command[0] == "s5bench"
     finished = subprocess.run(_cli(*command[1:]), capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-2000:]
-    assert len(pd.read_csv(run_dir / "curves.csv")) == 2 * 32
+    assert len(pd.read_csv(run_dir / "curves.csv")) == 2 * LONG_UPDATES
 
 
 def test_truncated_checkpoint_is_reported_and_the_previous_one_used(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +38,40 @@ def test_paper_preset_is_the_papers_settings():
     b = config.backbone
     assert (b.d_model, b.state_size, b.num_layers, b.activation, b.layer_norm) == (
         256, 256, 4, "full_glu", False)
+    assert (b.c_init, b.input_projection) == ("lecun_normal", False)
+    assert config.network.encoder == (128, 256) and config.network.head == (128, 128)
+    assert config.network.head_scale == 2.0 and not config.ppo.bootstrap_truncated
     assert make_preset("paper", "gru").backbone.hidden_size == 256
+
+
+def test_tuple_settings_are_set_as_comma_lists():
+    """--set network.encoder=64,32 gives a tuple of ints; an invalid width is refused."""
+    config = override(make_preset("paper", "gru"), ["network.encoder=64,32",
+                                                   "network.head=16"])
+    assert config.network.encoder == (64, 32) and config.network.head == (16,)
+    with pytest.raises(ValueError, match="widths must be positive"):
+        override(config, ["network.head=16,0"])
+
+
+REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"
+
+
+@pytest.mark.parametrize("path", sorted(REFERENCE.glob("*/*/config.json")),
+                         ids=lambda p: p.parent.name)
+def test_committed_reference_runs_rebuild_the_runs_they_describe(path):
+    """Every run in a committed reference config.json rebuilds through from_dict; files from
+    before the network and S5 settings existed rebuild the network they ran with."""
+    runs = json.loads(path.read_text()).get("runs", [])
+    for run in runs:
+        run = {k: v for k, v in run.items() if k not in ("memory_length", "env_params")}
+        config = from_dict(run)
+        if "head_size" in run:  # written before the network was a setting
+            assert config.network.encoder == (run["head_size"],)
+            assert config.network.head == (run["head_size"],)
+            assert config.ppo.bootstrap_truncated
+            if config.model == "s5":
+                assert config.backbone.c_init == "trunc_standard_normal"
+                assert config.backbone.input_projection
 
 
 def test_override_replaces_fields_without_mutating():

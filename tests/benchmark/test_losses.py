@@ -76,6 +76,31 @@ def test_gae_hand_worked_example():
     np.testing.assert_allclose(advantages[:, 0], [2.5, 1.0, 5.0])
 
 
+@pytest.mark.parametrize("bootstrap_truncated,expected", [
+    # step 3: delta = 1 + 0.5*8 - 0 = 5                          -> A3 = 5
+    # step 2 (terminated): delta = 1 + 0 - 1 = 0, no flow back     -> A2 = 0
+    # step 1 (truncated, bootstrap V(final) = 4): 1 + 0.5*4 - 2 = 1 -> A1 = 1
+    # step 0: delta = 1 + 0.5*2 - 0 = 2                           -> A0 = 2 + 0.5*1 = 2.5
+    (True, [2.5, 1.0, 0.0, 5.0]),
+    # the paper's rule: step 1 ends the return like a termination: 1 + 0 - 2 = -1
+    # step 0: 2 + 0.5*(-1) = 1.5
+    (False, [1.5, -1.0, 0.0, 5.0]),
+])
+def test_gae_hand_worked_termination_and_truncation_under_both_rules(bootstrap_truncated,
+                                                                      expected):
+    """gamma 0.5, lambda 1; truncated after step 1, terminated after step 2: the truncation
+    bootstraps from V(final) = 4 or ends the return, the termination always ends it."""
+    rewards = jnp.ones((4, 1))
+    values = jnp.array([[0.0], [2.0], [1.0], [0.0]])
+    terminated = jnp.array([[False], [False], [True], [False]])
+    truncated = jnp.array([[False], [True], [False], [False]])
+    final_values = jnp.array([[0.0], [4.0], [0.0], [0.0]])
+    next_values = bootstrap_values(values, jnp.array([8.0]), terminated, truncated,
+                                   final_values, bootstrap_truncated)
+    advantages, _ = compute_gae(rewards, values, next_values, terminated | truncated, 0.5, 1.0)
+    np.testing.assert_allclose(advantages[:, 0], expected)
+
+
 def test_ppo_loss_hand_worked_example():
     """Two samples: one ratio inside the clip range, one clipped; value clipping by hand."""
     log_prob = jnp.log(jnp.array([1.1, 1.5]))

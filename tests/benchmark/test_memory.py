@@ -56,6 +56,16 @@ def test_memory_config_keeps_the_presets_update_size(length):
     assert config.env.env_id == ENV_ID and config.env.previous_action is False
 
 
+@pytest.mark.parametrize("length,expected", [(4, 32), (32, 32), (256, 256), (1024, 1024)])
+def test_trxl_window_reaches_the_cue(length, expected):
+    """Transformer-XL's per-layer memory grows to L (quick's 32 otherwise), so the cue,
+    L - 1 steps before the decision, is always within its window; S5's config is unchanged."""
+    config = memory_config(make_preset("quick", "trxl", ENV_ID), length)
+    assert config.backbone.memory_length == expected
+    s5 = make_preset("quick", "s5", ENV_ID)
+    assert memory_config(s5, length).backbone == s5.backbone
+
+
 def test_cells_carry_labels_and_env_params():
     """One cell per (model, length), labelled for the CSVs, with MemoryChain's EnvParams."""
     cells = build_cells(["s5", "mlp"], [4, 16], "quick", seeds=3)

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.experiment import max_mean_episodic_return, summarize_returns
+from benchmark.experiment import summarize_returns
+from benchmark.metrics import max_mean_episodic_return, mmer_per_seed
 from benchmark.results import CsvLog, RunExistsError, make_run_dir
 
 
@@ -72,6 +73,27 @@ def test_mmer_is_max_over_updates_ignoring_empty_updates():
     nan = math.nan
     mmer = max_mean_episodic_return(np.array([[0.1, nan, 0.7, 0.2], [nan, nan, nan, nan]]))
     assert mmer[0] == pytest.approx(0.7) and math.isnan(mmer[1])
+
+
+def test_mmer_from_a_hand_worked_curves_table():
+    """MMER per run from curves.csv rows: each seed's best update (empty updates skipped);
+    a table reports the mean over seeds."""
+    import pandas as pd
+
+    nan = math.nan
+    curves = pd.DataFrame({
+        "model": ["s5"] * 6 + ["gru"] * 2, "env": ["E"] * 8,
+        "seed": [0, 0, 0, 1, 1, 1, 0, 0], "update": [1, 2, 3, 1, 2, 3, 1, 2],
+        "mean_return": [0.2, 0.9, 0.4, -1.0, nan, 0.3, nan, nan]})
+    per_seed = mmer_per_seed(curves)
+    # s5 seed 0: max(0.2, 0.9, 0.4) = 0.9; seed 1: max(-1.0, 0.3) = 0.3 (update 2 had no
+    # episode); gru seed 0 finished no episode at all: NaN.
+    assert per_seed.loc[("s5", "E", 0)] == pytest.approx(0.9)
+    assert per_seed.loc[("s5", "E", 1)] == pytest.approx(0.3)
+    assert math.isnan(per_seed.loc[("gru", "E", 0)])
+    # Mean over seeds: (0.9 + 0.3) / 2 = 0.6, not the best seed-mean update, which is
+    # max((0.2 - 1.0) / 2, 0.9, (0.4 + 0.3) / 2) = 0.9.
+    assert per_seed.xs("s5").mean() == pytest.approx(0.6)
 
 
 def test_aggregate_weighs_environments_equally_and_skips_failures():

@@ -173,3 +173,45 @@ def test_bad_settings_raise():
         make_meta_env("Nope")
     with pytest.raises(ValueError, match="RETURN_BOUNDS"):
         MetaEnv(("Acrobot-v1",))
+
+
+@pytest.mark.parametrize("same_start", [True, False])
+def test_trials_restart_from_the_first_start_state_only_with_same_start(same_start):
+    """With same_start (ProjectedCartPole's default, as in the paper's code) each trial
+    restarts CartPole from the meta-episode's first state; without it, from a fresh one."""
+    env = MetaEnv(("CartPole-v1",), num_trials=3, trial_length=4, same_start=same_start)
+    params = env.default_params
+
+    def run(key):
+        obs, state = env.reset(key, params)
+
+        def step(state, key):
+            obs, state, _, _, _, info = env.step(key, state, jnp.zeros(4), params)
+            return state, (obs, state.base_states[0], info["trial_done"])
+
+        _, out = jax.lax.scan(step, state, jax.random.split(key, 8))
+        return obs, state.base_states[0], out
+
+    first_obs, first, (obs, states, done) = jax.jit(run)(jax.random.key(5))
+    restarts = np.flatnonzero(np.asarray(done))
+    assert restarts.tolist() == [3, 7]  # trials of 4 steps (the time limit)
+    for t in restarts:
+        start = jax.tree.map(lambda x, t=t: x[t], states)
+        same = all(np.array_equal(a, b) for a, b in zip(
+            jax.tree.leaves(start), jax.tree.leaves(first), strict=True))
+        assert same == same_start
+        # the projected observation of the restart (slots before the reward and flag)
+        assert np.array_equal(obs[t][: env.obs_size], first_obs[: env.obs_size]) == same_start
+
+
+def test_projected_cartpole_restarts_trials_and_paper_evaluates_32_trials():
+    """ProjectedCartPole trials share a start state; the paper preset evaluates 32 trials
+    (trained on 16), as the paper's code does."""
+    from benchmark.meta import make_settings
+
+    assert make_meta_env("ProjectedCartPole").same_start
+    assert not make_meta_env("MetaControl").same_start
+    paper = make_settings("paper", "ProjectedCartPole", "none")
+    assert (paper.num_trials, paper.evaluated_trials, paper.same_start) == (16, 32, True)
+    quick = make_settings("quick", "MetaControl")
+    assert quick.evaluated_trials == quick.num_trials == 4 and not quick.same_start

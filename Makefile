@@ -20,16 +20,20 @@ $(STAMP): $(BIN)/python pyproject.toml requirements.lock
 
 install: $(STAMP)  ## Create .venv if missing and install the pinned dependencies and s5bench.
 
+# One pytest worker per core (pytest-xdist): the suite is compile-bound and XLA compiles on
+# one thread. Tests of a file stay on one worker (their module fixtures are built once).
+PYTEST := $(BIN)/python -m pytest -q -n auto --dist loadfile
+
 test: install  ## Run the whole (fast) test suite.
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 # XLA:CPU emits code for the host's widest instruction set (AVX-512 on some CI machines):
 # the fast suite must pass on a narrower one too, where float results differ in last bits.
 test-avx2: install  ## Run the fast suite with XLA:CPU limited to AVX2 (as on a CPU without AVX-512).
-	XLA_FLAGS="$(XLA_FLAGS) --xla_cpu_max_isa=AVX2" $(BIN)/python -m pytest -q
+	XLA_FLAGS="$(XLA_FLAGS) --xla_cpu_max_isa=AVX2" $(PYTEST)
 
 test-all: install  ## Run every test, the slow learning probes and full matrices too.
-	$(BIN)/python -m pytest -q --all
+	$(PYTEST) --all
 
 lint: install  ## Lint with ruff.
 	$(BIN)/ruff check .

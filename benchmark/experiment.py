@@ -43,13 +43,15 @@ from benchmark.run import (
     RunResult,
     TrainingInterrupted,
     run_training,
+    runtime_peak_bytes,
 )
 
 _LOSS_COLUMNS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl")
 CURVE_COLUMNS = ("seed", "update", "env_steps", "wall_s", "episodes", "mean_return",
                  *_LOSS_COLUMNS)
 SUMMARY_COLUMNS = ("seed", "status", "final_return", "best_return", "mmer", "env_steps", "wall_s",
-                   "compile_s", "env_steps_per_s", "diverged_update", "message")
+                   "compile_s", "env_steps_per_s", "memory_bytes", "diverged_update",
+                   "message")
 
 FINAL_FRACTION = 0.1  # final_return averages the last 10% of updates (at least one)
 
@@ -347,8 +349,10 @@ def train_cell(cell: Cell, session: Session, label_columns: Sequence[str], curve
             devices=session.devices, should_stop=session.should_stop,
             on_compiled=on_compiled, on_saved=on_saved,
         )
-        # Host work between chunks is not training time; meta.json keeps it apart.
-        session.record(cell, host_s=round(result.host_s, 3))
+        # Host work between chunks is not training time; meta.json keeps it apart, with the
+        # runtime's (process-wide) memory high-water mark where the backend has one.
+        session.record(cell, host_s=round(result.host_s, 3),
+                       runtime_peak_bytes_so_far=runtime_peak_bytes())
         if after_cell is not None:
             after_cell(cell, result)
     except TrainingInterrupted:
@@ -361,7 +365,8 @@ def train_cell(cell: Cell, session: Session, label_columns: Sequence[str], curve
             {**labels, "seed": seed, "status": "error", "final_return": None,
              "best_return": None, "mmer": None, "env_steps": 0,
              "wall_s": round(time.perf_counter() - start, 3), "compile_s": None,
-             "env_steps_per_s": None, "diverged_update": None, "message": message}
+             "env_steps_per_s": None, "memory_bytes": None, "diverged_update": None,
+             "message": message}
             for seed in range(cell.config.num_seeds)
         ]
     return summary_rows(labels, result)
@@ -385,6 +390,7 @@ def summary_rows(labels: Mapping[str, Any], result: RunResult) -> list[dict[str,
             "wall_s": round(result.train_s, 3),
             "compile_s": round(result.compile_s, 3),
             "env_steps_per_s": round(per_seed_rate, 1),
+            "memory_bytes": result.memory_bytes,
             "diverged_update": diverged_at or None,
             "message": (f"non-finite loss or parameters at update {diverged_at}; later "
                         f"updates left this seed unchanged") if diverged_at else "",

@@ -12,8 +12,10 @@ figure               from                        shows
                                                  backbone (S5 parallel and sequential apart)
 ``speed_ratio``      ``speed.csv``               each backbone's time over S5's (the faster S5
                                                  evaluation at each length), per mode
-``memory_length``    memory ``summary.csv``      final return (mean, min-max band over seeds)
-                                                 and training wall time against memory length
+``memory_length``    memory ``summary.csv``      the paper's Figure 1: device memory of the
+                                                 training program, training time (log-log
+                                                 slope in the legend) and final return (mean,
+                                                 min-max band over seeds) against length
 ``popgym_curves``    POPGym ``curves.csv``       mean return against env steps, one panel per
                                                  environment, band over seeds
 ``popgym_summary``   POPGym ``curves.csv`` and   MMER per environment and backbone, the mean
@@ -62,20 +64,21 @@ POPGYM_CURVES_COLUMNS = ("model", "env", "seed", "update", "env_steps", "mean_re
 POPGYM_SUMMARY_COLUMNS = ("model", "env", "seed", "status", "final_return", "wall_s")
 _NUMERIC = {"seq_len", "batch", "median_s", "min_s", "max_s", "tokens_per_s", "d_model",
             "num_layers", "memory_length", "seed", "update", "env_steps", "mean_return",
-            "final_return", "best_return", "wall_s", "trial"}
+            "final_return", "best_return", "wall_s", "trial", "memory_bytes"}
 
 MODES = ("train", "infer", "rollout")
 _MODE_TITLES = {"train": "train (forward + backward + update)",
                 "infer": "infer (forward over the sequence)",
                 "rollout": "rollout (T single-step calls)"}
-_COLORS = {"s5": "C0", "gru": "C1", "lstm": "C2", "trxl": "C3", "mlp": "C7"}
-_EXTRA_COLORS = ("C4", "C5", "C6", "C8", "C9")
+_COLORS = {"s5": "C0", "gru": "C1", "lstm": "C2", "trxl": "C3", "attention": "C4",
+           "mlp": "C7"}
+_EXTRA_COLORS = ("C5", "C6", "C8", "C9")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 FIGURE_TITLES = {
     "scaling": "Scaling: time against sequence length",
     "speed_ratio": "Speed relative to S5",
-    "memory_length": "Memory length: return and training time",
+    "memory_length": "Memory length: device memory, training time and return",
     "popgym_curves": "POPGym learning curves",
     "popgym_summary": "POPGym summary: MMER and wall time",
     "return_vs_cost": "Return against cost",
@@ -525,38 +528,70 @@ def _ok_summary_rows(run: Run) -> pd.DataFrame | str:
     return ok
 
 
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Least-squares slope of log y against log x (None with fewer than two points)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = (x > 0) & (y > 0) & np.isfinite(y)
+    if keep.sum() < 2:
+        return None
+    return float(np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)[0])
+
+
 def _draw_memory_length(run: Run, out: Path) -> Figure | str:
+    """The paper's Figure 1: device memory, training time and return against length."""
     ok = _ok_summary_rows(run)
     if isinstance(ok, str):
         return ok
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
+    fig, (mem_ax, time_ax, ret_ax) = plt.subplots(1, 3, figsize=(15, 4.4),
+                                                  layout="constrained")
     extra: dict[str, str] = {}
     seeds = int(ok.groupby(["model", "memory_length"]).size().max())
+    has_memory = "memory_bytes" in ok and ok["memory_bytes"].notna().any()
     for model in _model_order(ok["model"].astype(str)):
         rows = ok[ok["model"].astype(str) == model]
         stats = rows.groupby("memory_length").agg(
             mean=("final_return", "mean"), lo=("final_return", "min"),
-            hi=("final_return", "max"), wall=("wall_s", "max")).sort_index()
+            hi=("final_return", "max"), wall=("wall_s", "max"),
+            memory=("memory_bytes", "max") if has_memory else ("wall_s", "size"),
+        ).sort_index()
         color = _color(model, extra)
-        left.plot(stats.index, stats["mean"], marker="o", ms=4, color=color, label=model)
-        left.fill_between(stats.index, stats["lo"], stats["hi"], color=color, alpha=0.15, lw=0)
-        right.plot(stats.index, stats["wall"], marker="o", ms=4, color=color, label=model)
-    left.axhline(0.0, color="k", lw=0.8, ls=":", label="chance (no memory)")
-    left.set_ylim(min(-0.25, float(ok["final_return"].min()) - 0.05), 1.05)
-    left.set_ylabel("final mean episodic return")
-    left.set_title(f"Return (mean over {seeds} seeds; band: min-max)", fontsize=10)
-    right.set_ylabel("training wall time per cell (s)")
-    right.set_title(f"Training time ({seeds} seeds vmapped, compile excluded)", fontsize=10)
-    right.set_ylim(bottom=0)
-    for ax in (left, right):
+        ret_ax.plot(stats.index, stats["mean"], marker="o", ms=4, color=color, label=model)
+        ret_ax.fill_between(stats.index, stats["lo"], stats["hi"], color=color, alpha=0.15,
+                            lw=0)
+        slope = loglog_slope(stats.index, stats["wall"])
+        time_ax.plot(stats.index, stats["wall"], marker="o", ms=4, color=color,
+                     label=model if slope is None else f"{model} (slope {slope:.2f})")
+        if has_memory:
+            mem_ax.plot(stats.index, stats["memory"] / 2**20, marker="o", ms=4, color=color,
+                        label=model)
+    if not has_memory:
+        mem_ax.text(0.5, 0.5, "no memory_bytes in summary.csv\n(a run from before it was "
+                    "recorded)", ha="center", va="center", transform=mem_ax.transAxes,
+                    color="0.4")
+    ret_ax.axhline(0.0, color="k", lw=0.8, ls=":", label="chance (no memory)")
+    ret_ax.set_ylim(min(-0.25, float(ok["final_return"].min()) - 0.05), 1.05)
+    ret_ax.set_ylabel("final mean episodic return")
+    ret_ax.set_title(f"(c) Return (mean over {seeds} seeds; band: min-max)", fontsize=10)
+    time_ax.set_yscale("log")
+    time_ax.set_ylabel("training time per cell (s, log)")
+    time_ax.set_title(f"(b) Training time ({seeds} seeds vmapped, compile excluded)",
+                      fontsize=10)
+    mem_ax.set_yscale("log")
+    mem_ax.set_ylabel("device memory of the training program (MiB, log)")
+    mem_ax.set_title("(a) Memory XLA planned for one compiled chunk", fontsize=10)
+    for ax in (mem_ax, time_ax, ret_ax):
         _log2_ticks(ax, ok["memory_length"])
-        ax.set_xlabel("memory length (steps between cue and decision)")
+        ax.set_xlabel("memory length L (the cue is L - 1 steps before the decision)")
         ax.grid(True, alpha=0.3)
-    left.legend(fontsize=8)
-    fig.suptitle(f"MemoryChain (bsuite): return and training time against memory length, "
-                 f"on {run.device}", fontsize=11)
-    caption = ("Final return = mean episodic return over the last 10% of updates; return "
-               "1 = every cue recalled, 0 = chance.")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"MemoryChain (bsuite): memory, training time and return against memory "
+                 f"length, on {run.device}", fontsize=11)
+    caption = ("(a) arguments + outputs + temporaries XLA planned for one compiled training "
+               "chunk (all seeds); (b) seconds of the compiled chunks (the legend gives each "
+               "backbone's log-log slope: 1 = linear in L, 2 = quadratic); (c) final return = "
+               "mean episodic return over the last 10% of updates; 1 = every cue recalled, "
+               "0 = chance.")
     solved = memory_success_lengths(run.tables["summary"])
     if solved:
         threshold = run.config.get("success_return", "the run's threshold")

@@ -11,8 +11,8 @@ step L); a policy without memory scores 0 on average, one that remembers scores 
 Exactly what is measured: gymnax's port returns, from each step, the observation of the
 state *before* it, so the cue is in the first two observations (steps 0 and 1) and the
 decision at step ``L`` must recall it from ``L - 1`` steps back. A backbone with a finite
-window (Transformer-XL) is widened to attend ``L`` steps back (``memory_config``), so no
-length is out of its reach by construction.
+window (Transformer-XL, the attention cache) is widened to the whole episode, ``L + 1``
+steps (``memory_config``), so no length is out of its reach by construction.
 
 The environment is gymnax's ``MemoryChain-bsuite`` (a port of bsuite's ``memory_chain``),
 with ``memory_length`` set through its ``EnvParams``. Each (model, memory length) is one
@@ -81,8 +81,8 @@ def memory_config(base: RunConfig, memory_length: int) -> RunConfig:
     - ``env.previous_action`` is off: with two actions and a one-bit cue, a feed-forward
       policy could carry the cue in its own previous action (repeat the cued action every
       step), which would defeat the point of the task;
-    - a backbone with a finite window (``with_reach``: Transformer-XL's per-layer memory)
-      attends at least ``memory_length`` steps back.
+    - a backbone with a finite window (``with_reach``: Transformer-XL's per-layer memory,
+      the attention backbone's cache) reaches back over the whole episode.
     """
     ppo = base.ppo
     num_steps = rollout_length(memory_length, ppo.num_steps)
@@ -92,7 +92,7 @@ def memory_config(base: RunConfig, memory_length: int) -> RunConfig:
     with_reach = getattr(base.backbone, "with_reach", None)
     return dataclasses.replace(
         base,
-        backbone=with_reach(memory_length) if with_reach else base.backbone,
+        backbone=with_reach(episode_steps(memory_length)) if with_reach else base.backbone,
         ppo=dataclasses.replace(ppo, num_steps=num_steps, num_envs=num_envs,
                                 total_timesteps=total),
         env=dataclasses.replace(base.env, env_id=ENV_ID, previous_action=False),

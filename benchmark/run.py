@@ -32,6 +32,7 @@ from benchmark.sharding import (
     plan_mesh,
     runner_shardings,
 )
+from benchmark.timing import planned_memory_bytes
 from envs.registry import ENVS, resolve
 from envs.wrappers import action_spec, make_training_env
 from models.actor_critic import ActorCritic
@@ -81,6 +82,7 @@ class RunResult:
     compile_s: float
     train_s: float  # seconds of the compiled chunks alone (earlier sessions included)
     host_s: float  # seconds of host work between chunks this session (CSV, display, saves)
+    memory_bytes: int | None  # device memory XLA planned for one chunk (all seeds)
     env_steps: int  # per seed
     mean_return: np.ndarray  # [S, num_updates], NaN where no episode ended
     diverged_at: np.ndarray  # [S] update at which each seed diverged, 0 if it did not
@@ -128,6 +130,20 @@ class StopRequest:
     def __exit__(self, *exc) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+
+
+def runtime_peak_bytes() -> int | None:
+    """The runtime's high-water mark of device memory, where the backend reports one.
+
+    Process-wide and never reset (JAX offers no reset), so after several cells it is the
+    largest so far, not one cell's; None on CPU.
+    """
+    peaks = []
+    for device in jax.local_devices():
+        stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+        if stats and "peak_bytes_in_use" in stats:
+            peaks.append(int(stats["peak_bytes_in_use"]))
+    return max(peaks) if peaks else None
 
 
 def seed_keys(config: RunConfig) -> jax.Array:
@@ -186,6 +202,7 @@ def run_training(
     init, run_chunk, keys, plan = compile_trainer(config, trainer, devices)
     runner = init(keys)
     compile_s = time.perf_counter() - start
+    memory_bytes = planned_memory_bytes(run_chunk)
     if on_compiled is not None:
         on_compiled(plan, compile_s)
 
@@ -252,6 +269,7 @@ def run_training(
         compile_s=compile_s,
         train_s=train_s,
         host_s=host_s,
+        memory_bytes=memory_bytes,
         env_steps=trainer.num_chunks * steps_per_chunk,
         mean_return=history(),
         diverged_at=np.asarray(gather(runner.diverged_at)),

@@ -7,6 +7,7 @@ Adding a backbone means one module, one entry in ``BACKBONES`` and passing
 from __future__ import annotations
 
 from models import _xla_workarounds  # noqa: F401  (must run before JAX starts; see module)
+from models.attention import AttentionConfig
 from models.mlp import MLPConfig
 from models.rnn import GRUConfig, LSTMConfig
 from models.s5 import S5Config
@@ -19,6 +20,7 @@ BACKBONES: dict[str, type] = {
     "gru": GRUConfig,
     "lstm": LSTMConfig,
     "trxl": TrXLConfig,
+    "attention": AttentionConfig,
     "mlp": MLPConfig,
 }
 

@@ -11,11 +11,18 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # executable instead of compiling it again: the same compiled code, so same-program
 # comparisons stay bit-exact. The cache is new for every session and removed after it, so
 # nothing carries over between machines or XLA flags.
+# With pytest-xdist each worker gets a folder of its own inside the session's (JAX writes
+# cache entries in place, so two processes must not share one).
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _cache = tempfile.mkdtemp(prefix="s5bench-xla-cache-")
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+if os.environ.get("PYTEST_XDIST_WORKER") and "S5BENCH_WORKER_CACHE" not in os.environ:
+    _worker = os.path.join(os.environ["JAX_COMPILATION_CACHE_DIR"],
+                           os.environ["PYTEST_XDIST_WORKER"])
+    os.makedirs(_worker, exist_ok=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["S5BENCH_WORKER_CACHE"] = _worker
 
 import pytest  # noqa: E402
 

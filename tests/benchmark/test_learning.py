@@ -25,8 +25,10 @@ CHANCE = 0.5
 
 
 # The probe recalls 2 steps back in 10-step episodes: Transformer-XL's quick window of 32
-# steps per layer only costs time here (its banded attention is O(T M)), so it gets 8.
-PROBE_SETTINGS = {"trxl": ["backbone.memory_length=8"]}
+# steps per layer and the attention cache of 128 only cost time here (their attention is
+# O(T M) and O(T (C + T))), so they get windows of 8 and 16, still beyond an episode.
+PROBE_SETTINGS = {"trxl": ["backbone.memory_length=8"],
+                  "attention": ["backbone.max_context=16"]}
 
 
 @functools.cache

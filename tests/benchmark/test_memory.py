@@ -56,12 +56,15 @@ def test_memory_config_keeps_the_presets_update_size(length):
     assert config.env.env_id == ENV_ID and config.env.previous_action is False
 
 
-@pytest.mark.parametrize("length,expected", [(4, 32), (32, 32), (256, 256), (1024, 1024)])
-def test_trxl_window_reaches_the_cue(length, expected):
-    """Transformer-XL's per-layer memory grows to L (quick's 32 otherwise), so the cue,
-    L - 1 steps before the decision, is always within its window; S5's config is unchanged."""
+@pytest.mark.parametrize("length,expected", [(4, 32), (31, 32), (256, 257), (1024, 1025)])
+def test_windows_reach_the_whole_episode(length, expected):
+    """Transformer-XL's per-layer memory and the attention cache grow to the episode, L + 1
+    steps (quick's 32 and 128 otherwise), so the cue, L - 1 steps before the decision, is
+    always within reach; S5's config is unchanged."""
     config = memory_config(make_preset("quick", "trxl", ENV_ID), length)
     assert config.backbone.memory_length == expected
+    attention = memory_config(make_preset("quick", "attention", ENV_ID), length)
+    assert attention.backbone.max_context == max(128, length + 1)
     s5 = make_preset("quick", "s5", ENV_ID)
     assert memory_config(s5, length).backbone == s5.backbone
 

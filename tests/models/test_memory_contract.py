@@ -27,6 +27,10 @@ def _small_configs():
             # M < T, so the multi-block banded path (with padding) runs, gated and plain.
             cases["trxl"] = dataclasses.replace(cfg, memory_length=5)
             cases["trxl-plain"] = dataclasses.replace(cfg, memory_length=5, gating=False)
+        elif name == "attention":
+            # C < T, so the window (and the cache's oldest-first order) is exercised.
+            cases["attention"] = dataclasses.replace(cfg, max_context=5)
+            cases["attention-whole-episode"] = dataclasses.replace(cfg, max_context=2 * T)
         else:
             cases[name] = cfg
     return cases

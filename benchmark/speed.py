@@ -15,6 +15,7 @@ sweep skips every (model, evaluation, mode, seq_len, batch) already in the file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -230,7 +231,7 @@ class _SeriesState:
 
     def __init__(self):
         self.failed: dict[tuple, tuple[str, int]] = {}  # series -> (status, seq_len)
-        self.last_ok: dict[tuple, tuple[int, float]] = {}  # series -> (seq_len, median_s)
+        self.ok: dict[tuple, dict[int, float]] = {}  # series -> {seq_len: median_s}
 
     def record(self, series: tuple, seq_len: int, status: str, median_s: float | None):
         if status in ("oom", "timeout", "error"):
@@ -238,9 +239,11 @@ class _SeriesState:
             if previous is None or seq_len < previous[1]:
                 self.failed[series] = (status, seq_len)
         elif status == "ok" and median_s is not None:
-            previous = self.last_ok.get(series)
-            if previous is None or seq_len > previous[0]:
-                self.last_ok[series] = (seq_len, median_s)
+            self.ok.setdefault(series, {})[seq_len] = median_s
+
+    def last_two(self, series: tuple) -> list[tuple[int, float]]:
+        """The series' longest one or two measured lengths, ``(seq_len, median_s)``."""
+        return sorted(self.ok.get(series, {}).items())[-2:]
 
 
 def skip_reason(cell: SpeedCell, state: _SeriesState) -> str | None:
@@ -253,13 +256,21 @@ def skip_reason(cell: SpeedCell, state: _SeriesState) -> str | None:
 
 
 def predicted_timeout(cell: SpeedCell, state: _SeriesState, config: SpeedConfig) -> str | None:
-    """A timeout message if the series' last measured length, scaled linearly to this
-    length, already puts warm-up + repeats over ``max_seconds`` (so nothing is compiled)."""
-    last = state.last_ok.get(cell.series)
-    if last is None or cell.seq_len <= last[0]:
+    """A timeout message if the series' last measured length, scaled to this length,
+    already puts warm-up + repeats over ``max_seconds`` (so nothing is compiled).
+
+    The scaling is the series' own growth between its last two measured lengths (the
+    log-log slope: 2 for attention's T^2), and never less than linear.
+    """
+    measured = state.last_two(cell.series)
+    if not measured or cell.seq_len <= measured[-1][0]:
         return None
-    seq_len, median_s = last
-    per_call = median_s * cell.seq_len / seq_len
+    seq_len, median_s = measured[-1]
+    exponent = 1.0
+    if len(measured) == 2 and measured[0][1] > 0:
+        (t0, m0), (t1, m1) = measured
+        exponent = max(1.0, math.log(m1 / m0) / math.log(t1 / t0))
+    per_call = median_s * (cell.seq_len / seq_len) ** exponent
     calls = config.warmup + config.repeats
     if per_call * calls <= config.max_seconds:
         return None

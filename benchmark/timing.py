@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -166,6 +167,11 @@ def time_function(
     compile_s = time.perf_counter() - start
     peak = planned_memory_bytes(compiled)
     _check_traces(traces)
+    limit = device_memory_bytes()
+    if peak is not None and limit is not None and peak > limit:
+        # Running it would fail at best, and on a CPU could swap or kill the machine.
+        raise MemoryError(f"out of memory, not run: XLA planned {peak / 2**30:.3g} GiB for "
+                          f"one call, more than the device's {limit / 2**30:.3g} GiB")
 
     calls = warmup + repeats
     spent = 0.0
@@ -196,6 +202,20 @@ def _check_traces(traces: int) -> None:
     if traces != 1:
         raise RecompileError(
             f"the timed function was traced {traces} times; it must compile exactly once")
+
+
+def device_memory_bytes() -> int | None:
+    """Memory of the default device: an accelerator's limit, or the host's RAM on CPU."""
+    device = jax.devices()[0]
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    if device.platform == "cpu":
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return None
+    return None
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -248,6 +248,39 @@ def test_predicted_timeout_skips_compiling(tmp_path):
     assert written.message[2].startswith("predicted, not run")
 
 
+def test_predicted_timeout_follows_the_series_own_growth(tmp_path):
+    """A series whose time grows as T^2 (attention) is predicted with its own log-log slope:
+    0.01 s at T=8 and 0.04 s at 16 predict 0.16 s at 32, so 3 calls exceed 0.3 s and 32 is
+    not compiled (linear scaling would have predicted 0.08 s x 3 = 0.24 s and run it)."""
+    calls = []
+
+    def quadratic(cell, config, device, backend, on_phase=None):
+        calls.append(cell.seq_len)
+        row = speed._row(cell, config, device, backend)
+        return {**row, "status": "ok",
+                **speed._stats([0.01 * (cell.seq_len / 8) ** 2] * 2, cell)}
+
+    run_sweep(_config(seq_lens=(8, 16, 32), max_seconds=0.3), tmp_path / "speed.csv",
+              measure=quadratic)
+    written = pd.read_csv(tmp_path / "speed.csv", keep_default_na=False)
+    assert calls == [8, 16]
+    assert written.status.tolist() == ["ok", "ok", "timeout"]
+    assert "about 0.16 s here" in written.message[2]
+
+
+def test_a_cell_planned_over_the_device_memory_is_an_oom_row_not_run(tmp_path, monkeypatch):
+    """When XLA plans more memory for a call than the device has, the cell is not run: an
+    oom row with the planned size, and the longer lengths of its series are skipped."""
+    monkeypatch.setattr(timing, "device_memory_bytes", lambda: 1024)
+    ran = []
+    real = timing.run_once
+    monkeypatch.setattr(timing, "run_once", lambda *a: ran.append(1) or real(*a))
+    rows = run_sweep(_config(seq_lens=(8, 16)), tmp_path / "speed.csv")
+    assert not ran
+    assert [r["status"] for r in rows] == ["oom", "skipped"]
+    assert "out of memory, not run: XLA planned" in rows[0]["message"]
+
+
 def test_resume_drops_a_row_cut_off_mid_write(tmp_path):
     """A partial last line (a kill mid-write) is measured again, not glued to the next row."""
     csv_path = tmp_path / "speed.csv"

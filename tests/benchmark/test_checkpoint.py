@@ -290,12 +290,12 @@ def test_stop_request_first_signal_asks_second_interrupts():
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def _cut_back(run_dir: Path, slug: str, step: int, labels: dict[str, str],
-              extra_csvs: tuple[str, ...] = ()) -> None:
+def _cut_back(run_dir: Path, slug: str, step: int, labels: dict[str, str]) -> None:
     """Make a finished run look killed just after cell ``slug`` saved update ``step``.
 
     Its later checkpoints and its summary rows go; its curve rows past ``step`` and its
-    rows in ``extra_csvs`` stay, as a kill before the next checkpoint leaves them.
+    rows in other CSVs (trials.csv) stay, as a kill before the next checkpoint leaves them:
+    the resume must drop them.
     """
     cell_dir = run_dir / "checkpoints" / slug
     for newer in [p for p in cell_dir.iterdir() if int(p.name) > step]:
@@ -303,7 +303,6 @@ def _cut_back(run_dir: Path, slug: str, step: int, labels: dict[str, str],
     summary = pd.read_csv(run_dir / "summary.csv")
     mine = np.logical_and.reduce([summary[k].astype(str) == v for k, v in labels.items()])
     summary[~mine].to_csv(run_dir / "summary.csv", index=False)
-    del extra_csvs  # kept as they are: the resume must drop them
 
 
 def test_memory_resume_skips_finished_cells_and_continues_the_cut_one(tmp_path):
@@ -342,7 +341,7 @@ def test_meta_resume_writes_every_trial_row_once(tmp_path):
     whole = runner.invoke(cli.app, [*args, "--out", str(tmp_path), "--run-id", "whole"])
     assert whole.exit_code == 0, whole.output
     shutil.copytree(tmp_path / "whole", tmp_path / "cut")
-    _cut_back(tmp_path / "cut", "gru-MetaControl", 2, {"model": "gru"}, ("trials.csv",))
+    _cut_back(tmp_path / "cut", "gru-MetaControl", 2, {"model": "gru"})
 
     resumed = runner.invoke(cli.app, [*args, "--resume", str(tmp_path / "cut")])
     assert resumed.exit_code == 0, resumed.output

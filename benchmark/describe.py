@@ -30,7 +30,7 @@ def backbone_lines() -> list[str]:
             config = make_preset(preset, name)
             counts.append(count_params(config.backbone.build(), config.network.encoder[-1]))
         summary = (cls.__doc__ or "").strip().split(".")[0]
-        lines.append(f"{name:<6} quick {counts[0]:>9,} params  paper {counts[1]:>10,} params"
+        lines.append(f"{name:<9} quick {counts[0]:>9,} params  paper {counts[1]:>10,} params"
                      f"  {summary}")
     return lines
 

@@ -747,7 +747,7 @@ def meta(
         try:
             settings = make_settings(options["preset"], options["suite"], options["held_out"],
                                      options["trials"], options["trial_length"],
-                                     options.get("eval_trials"),
+                                     options["eval_trials"],
                                      eval_episodes=options["eval_episodes"])
             cells = build_cells(names, settings, options["preset"], options["seeds"],
                                 options["seed"], options["total_steps"], options["set_"])

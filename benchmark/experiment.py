@@ -43,8 +43,8 @@ from benchmark.run import (
     RunResult,
     TrainingInterrupted,
     run_training,
-    runtime_peak_bytes,
 )
+from benchmark.timing import runtime_peak_bytes
 
 _LOSS_COLUMNS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl")
 CURVE_COLUMNS = ("seed", "update", "env_steps", "wall_s", "episodes", "mean_return",

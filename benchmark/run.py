@@ -132,20 +132,6 @@ class StopRequest:
             signal.signal(signum, handler)
 
 
-def runtime_peak_bytes() -> int | None:
-    """The runtime's high-water mark of device memory, where the backend reports one.
-
-    Process-wide and never reset (JAX offers no reset), so after several cells it is the
-    largest so far, not one cell's; None on CPU.
-    """
-    peaks = []
-    for device in jax.local_devices():
-        stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-        if stats and "peak_bytes_in_use" in stats:
-            peaks.append(int(stats["peak_bytes_in_use"]))
-    return max(peaks) if peaks else None
-
-
 def seed_keys(config: RunConfig) -> jax.Array:
     return jax.vmap(jax.random.key)(np.arange(config.num_seeds) + config.seed)
 

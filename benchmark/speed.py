@@ -260,7 +260,8 @@ def predicted_timeout(cell: SpeedCell, state: _SeriesState, config: SpeedConfig)
     already puts warm-up + repeats over ``max_seconds`` (so nothing is compiled).
 
     The scaling is the series' own growth between its last two measured lengths (the
-    log-log slope: 2 for attention's T^2), and never less than linear.
+    log-log slope: 2 for attention's T^2), clipped to [1, 2]: never less than linear, and
+    never more than quadratic, so that noise in short timings cannot skip a linear cell.
     """
     measured = state.last_two(cell.series)
     if not measured or cell.seq_len <= measured[-1][0]:
@@ -269,7 +270,7 @@ def predicted_timeout(cell: SpeedCell, state: _SeriesState, config: SpeedConfig)
     exponent = 1.0
     if len(measured) == 2 and measured[0][1] > 0:
         (t0, m0), (t1, m1) = measured
-        exponent = max(1.0, math.log(m1 / m0) / math.log(t1 / t0))
+        exponent = min(2.0, max(1.0, math.log(m1 / m0) / math.log(t1 / t0)))
     per_call = median_s * (cell.seq_len / seq_len) ** exponent
     calls = config.warmup + config.repeats
     if per_call * calls <= config.max_seconds:

@@ -204,11 +204,15 @@ def _check_traces(traces: int) -> None:
             f"the timed function was traced {traces} times; it must compile exactly once")
 
 
+def _memory_stats(device) -> dict:
+    return (device.memory_stats() if hasattr(device, "memory_stats") else None) or {}
+
+
 def device_memory_bytes() -> int | None:
     """Memory of the default device: an accelerator's limit, or the host's RAM on CPU."""
     device = jax.devices()[0]
-    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-    if stats and stats.get("bytes_limit"):
+    stats = _memory_stats(device)
+    if stats.get("bytes_limit"):
         return int(stats["bytes_limit"])
     if device.platform == "cpu":
         try:
@@ -216,6 +220,17 @@ def device_memory_bytes() -> int | None:
         except (ValueError, OSError, AttributeError):
             return None
     return None
+
+
+def runtime_peak_bytes() -> int | None:
+    """The runtime's high-water mark of device memory, where the backend reports one.
+
+    Process-wide and never reset (JAX offers no reset), so after several cells it is the
+    largest so far, not one cell's; None on CPU.
+    """
+    peaks = [int(_memory_stats(d)["peak_bytes_in_use"]) for d in jax.local_devices()
+             if "peak_bytes_in_use" in _memory_stats(d)]
+    return max(peaks) if peaks else None
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -28,11 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from models.base import Carry
-
-# Finite, so that even a fully masked row could not give NaN (none exists: a step always
-# sees itself).
-_MASKED = -1e30
+from models.base import MASKED_SCORE, Carry, transformer_sizes
 
 
 def episode_positions(resets: jax.Array, last_position: jax.Array,
@@ -106,7 +102,7 @@ class _AttentionLayer(nn.Module):
         keys = jnp.concatenate([cache_k, k], axis=1)
         values = jnp.concatenate([cache_v, v], axis=1)
         scores = jnp.einsum("bqhd,bkhd->bhqk", q, keys) / math.sqrt(head_dim)
-        scores = jnp.where(mask[:, None], scores, _MASKED)
+        scores = jnp.where(mask[:, None], scores, MASKED_SCORE)
         weights = jax.nn.softmax(scores, axis=-1)
         attended = jnp.einsum("bhqk,bkhd->bqhd", weights, values)
         x = x + nn.DenseGeneral(self.d_model, axis=(-2, -1), name="out")(attended)
@@ -203,12 +199,8 @@ class AttentionConfig:
         return cls(d_model=64, num_layers=2, num_heads=4, mlp_dim=128, max_context=128)
 
     def sized(self, d_model: int, num_layers: int) -> AttentionConfig:
-        """This config at another width and depth (head width and MLP ratio kept)."""
-        head_dim = self.d_model // self.num_heads
-        heads = max(1, min(d_model, round(d_model / head_dim)))
-        while d_model % heads:
-            heads -= 1
-        mlp_dim = max(1, round(d_model * self.mlp_dim / self.d_model))
+        """This config at another width and depth (``models.base.transformer_sizes``)."""
+        heads, mlp_dim = transformer_sizes(self.d_model, self.num_heads, self.mlp_dim, d_model)
         return dataclasses.replace(self, d_model=d_model, num_layers=num_layers,
                                    num_heads=heads, mlp_dim=mlp_dim)
 

@@ -58,6 +58,25 @@ def reset_carry(resets: jax.Array, carry: Carry, initial: Carry) -> Carry:
     return jax.tree.map(_select, initial, carry)
 
 
+# The score of a key a query may not see: finite, so that even a fully masked row could not
+# give NaN (none exists in s5bench's attention: a step always sees itself).
+MASKED_SCORE = -1e30
+
+
+def transformer_sizes(d_model: int, num_heads: int, mlp_dim: int, new_width: int
+                      ) -> tuple[int, int]:
+    """``(num_heads, mlp_dim)`` for a Transformer rescaled from ``d_model`` to ``new_width``.
+
+    The head width and the MLP's width ratio are kept: heads become ``new_width /
+    head_dim``, lowered to the nearest divisor of ``new_width`` (at least 1).
+    """
+    head_dim = d_model // num_heads
+    heads = max(1, min(new_width, round(new_width / head_dim)))
+    while new_width % heads:
+        heads -= 1
+    return heads, max(1, round(new_width * mlp_dim / d_model))
+
+
 def zeros_like_carry(carry: Carry) -> Carry:
     """A carry of the same structure, shapes and dtypes, filled with zeros."""
     return jax.tree.map(jnp.zeros_like, carry)

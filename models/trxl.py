@@ -41,13 +41,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.base import Carry
+from models.base import MASKED_SCORE, Carry, transformer_sizes
 
 Attention = Literal["banded", "dense"]
 
-# Finite, so that even a fully masked row could not give NaN (none exists: a step always
-# sees itself).
-_MASKED = -1e30
 
 
 # ----------------------------------------------------------------------------- layout helpers
@@ -278,7 +275,7 @@ class TrXLBlock(nn.Module):
             # Reference: embed every (query, key) distance and take the dot products.
             position = jnp.einsum("bnqhd,qkhd->bnhqk", q + pos_bias, r[distance])
         scores = (content + position) / np.sqrt(dh).astype(np.float32)
-        scores = jnp.where(mask[:, :, None], scores, _MASKED)
+        scores = jnp.where(mask[:, :, None], scores, MASKED_SCORE)
         weights = jax.nn.softmax(scores, axis=-1)
         attended = jnp.einsum("bnhqk,bnkhd->bnqhd", weights, v).reshape(batch, padded, -1)
         y = dense(self.d_model, name="attention_out")(attended)
@@ -425,15 +422,8 @@ class TrXLConfig:
         return dataclasses.replace(self, memory_length=max(self.memory_length, steps))
 
     def sized(self, d_model: int, num_layers: int) -> TrXLConfig:
-        """This config at another width and depth.
-
-        The head width and the MLP's width ratio are kept: heads become
-        ``d_model / head_dim``, lowered to the nearest divisor of ``d_model`` (at least 1).
-        """
-        heads = max(1, min(d_model, round(d_model / self.head_dim)))
-        while d_model % heads:
-            heads -= 1
-        mlp_dim = max(1, round(d_model * self.mlp_dim / self.d_model))
+        """This config at another width and depth (``models.base.transformer_sizes``)."""
+        heads, mlp_dim = transformer_sizes(self.d_model, self.num_heads, self.mlp_dim, d_model)
         return dataclasses.replace(
             self, d_model=d_model, num_layers=num_layers, num_heads=heads, mlp_dim=mlp_dim
         )

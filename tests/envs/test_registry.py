@@ -84,6 +84,8 @@ def test_environments_flagged_truncating_truncate_at_their_limit(env_id):
     """An environment flagged True reports truncated when its step counter reaches its
     limit (set on a fresh state: random play would rarely survive CartPole that long)."""
     env, params = envs.make(env_id)
+    # A limit set "never reached" cannot truncate: such an environment must say False.
+    assert params.max_steps_in_episode < NEVER_REACHED, env_id
     _, state = env.reset(jax.random.key(0), params)
     at_limit = state.replace(time=jnp.asarray(params.max_steps_in_episode, state.time.dtype))
     before = state.replace(time=jnp.asarray(params.max_steps_in_episode - 1, state.time.dtype))

@@ -665,6 +665,91 @@ def speed(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def reference(
+    ctx: typer.Context,
+    tiny: Annotated[bool, typer.Option(
+        help="The CPU-sized plan (a minute on 2 cores): the same steps, tiny sizes.")] = False,
+    out: Annotated[Path, typer.Option(
+        help="Parent folder; the run goes to OUT/<device>/ (e.g. gpu-nvidia-h200).")] = Path(
+        "results/reference"),
+    force: ForceOption = False,
+) -> None:
+    """Measure the paper's accelerator claims on this device (make reference-gpu).
+
+    Writes OUT/<device>/ with speed/ (training time against T = 1024..65536 at the paper's
+    width, d_model 256 and 4 layers: s5 with both evaluations, gru, lstm, trxl, attention,
+    mlp), paper-throughput/ (the paper preset on RepeatPreviousHard, s5 and gru, 8 seeds
+    vmapped, 4 updates), throughput.csv (env steps per second per seed, compile apart, and
+    the projected time of the paper's 15M-step run beside the paper's A40 figures) and
+    figures/. Sized for one H100/H200-class GPU: a few minutes with compilation.
+    """
+    from benchmark.config import to_dict
+    from benchmark.reference import (
+        THROUGHPUT_COLUMNS,
+        folder_name,
+        reference_plan,
+        throughput_rows,
+        total_steps,
+    )
+    from benchmark.results import CsvLog, device_info, device_name, read_rows, write_json
+
+    plan = reference_plan("tiny" if tiny else "full")
+    folder = out / folder_name(device_info(), plan.size)
+    parts = [folder / "speed", folder / "paper-throughput"]
+    if not force and any(part.exists() for part in parts):
+        raise _fail(f"{folder} already holds a reference run; --force overwrites it")
+    failed = False
+    try:
+        speed(ctx, seq_len=",".join(map(str, plan.speed.seq_lens)),
+              model=list(plan.speed.models), mode=list(plan.speed.modes),
+              batch=plan.speed.batch, d_model=plan.speed.d_model,
+              layers=plan.speed.num_layers, repeats=plan.speed.repeats,
+              warmup=plan.speed.warmup, max_seconds=plan.speed.max_seconds, out=folder,
+              run_id="speed", resume=None, force=force)
+    except typer.Exit as stop:
+        if stop.exit_code != 1:  # 1: some cell failed, its row says why; go on
+            raise
+        failed = True
+    try:
+        popgym(ctx, model=list(plan.models), env=[plan.env], seeds=plan.seeds,
+               preset=plan.preset, total_steps=total_steps(plan),
+               set_=list(plan.overrides), seed=0, out=folder, run_id="paper-throughput",
+               force=force, resume=None, checkpoint_every=10.0, keep_checkpoints=1,
+               devices=None, multihost=False)
+    except typer.Exit as stop:
+        if stop.exit_code != 1:
+            raise
+        failed = True
+    rows = throughput_rows(read_rows(parts[1] / "summary.csv"), plan, device_name())
+    (folder / "throughput.csv").unlink(missing_ok=True)
+    with CsvLog(folder / "throughput.csv", THROUGHPUT_COLUMNS) as log:
+        log.write_many(rows)
+    write_json(folder / "plan.json", {"size": plan.size, "speed": to_dict(plan.speed),
+                                      "models": plan.models, "env": plan.env,
+                                      "preset": plan.preset, "seeds": plan.seeds,
+                                      "updates": plan.updates, "overrides": plan.overrides})
+    console.print(_throughput_table(rows))
+    figures(results=folder, out=folder / "figures")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _throughput_table(rows: list[dict]):
+    from rich.table import Table
+
+    table = Table(title="End to end: the paper preset's throughput and the paper's 15M steps")
+    for column in ("model", "seeds", "compile s", "env steps/s per seed",
+                   "15M steps, all seeds (s)", "per seed (s)", "paper A40 per seed (s)"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in rows:
+        table.add_row(row["model"], str(row["seeds"]), f"{row['compile_s']:.1f}",
+                      f"{row['env_steps_per_s_per_seed']:,.0f}",
+                      _shown(row["projected_15m_s"]), _shown(row["projected_15m_s_per_seed"]),
+                      _shown(row["paper_a40_s_per_seed"]))
+    return table
+
+
 def _legacy_speed_options(saved: dict) -> dict:
     """The options of a speed folder written before config.json kept them."""
     return {"seq_len": saved["seq_lens"], "model": saved["models"], "mode": saved["modes"],

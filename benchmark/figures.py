@@ -50,6 +50,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmark.metrics import mmer_per_seed  # noqa: E402
+from benchmark.results import device_label  # noqa: E402
 
 # Deterministic SVG ids and no timestamps, so redrawing unchanged data changes no file.
 matplotlib.rcParams["svg.hashsalt"] = "s5bench"
@@ -193,15 +194,6 @@ def _header(path: Path) -> list[str]:
         raise FigureDataError(f"{path}: not a readable CSV ({error})") from None
 
 
-def _device(meta: dict[str, Any]) -> str:
-    """``cpu (2 cores)`` or ``<device kind> x<count>``, as ``results.device_name`` says."""
-    if not meta.get("backend"):
-        return "unknown device"
-    if meta["backend"] == "cpu":
-        return f"cpu ({meta.get('cpu_count', '?')} cores)"
-    return f"{meta.get('device_kind', meta['backend'])} x{meta.get('device_count', 1)}"
-
-
 def _kind(folder: Path) -> str | None:
     """speed | memory | popgym for a run folder, from its config.json or CSV header."""
     if (folder / "speed.csv").exists():
@@ -243,7 +235,7 @@ def read_run(folder: Path, results: Path, kind: str,
     """
     name = folder.relative_to(results).as_posix() if folder != results else folder.name
     run = Run(path=folder, name=name, kind=kind,
-              device=_device(_read_json(folder / "meta.json")),
+              device=device_label(_read_json(folder / "meta.json")),
               config=_read_json(folder / "config.json"))
     for stem, required in tables.items():
         path = folder / f"{stem}.csv"
@@ -678,8 +670,8 @@ def _draw_popgym_curves(run: Run, out: Path) -> Figure | str:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     seeds = int(curves.groupby(["model", "env"])["seed"].nunique().max())
-    fig.suptitle(f"POPGym learning curves: mean over {seeds} seeds, band min-max over seeds",
-                 fontsize=11)
+    fig.suptitle(f"POPGym learning curves on {run.device}: mean over {seeds} seeds, band "
+                 f"min-max over seeds", fontsize=11)
     caption = (f"Per-update mean episodic return, each seed smoothed by a trailing mean over "
                f"about 5% of the updates ({window} updates), then averaged over seeds.")
     return _figure("popgym_curves", run, fig, out, caption)

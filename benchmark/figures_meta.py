@@ -101,8 +101,8 @@ def _draw_trials(run: Run, out: Path) -> Figure | str:
     axes[0, 0].set_ylabel("mean scaled return of the trial")
     axes[0, 0].legend(fontsize=8)
     seeds = int(trials.groupby("model")["seed"].nunique().max())
-    fig.suptitle(f"Meta-RL evaluation (no gradient steps): mean over base envs and {seeds} "
-                 f"seeds, band min-max over seeds", fontsize=10)
+    fig.suptitle(f"Meta-RL evaluation on {run.device} (no gradient steps): mean over base "
+                 f"envs and {seeds} seeds, band min-max over seeds", fontsize=10)
     caption = ("Each trial's return is scaled by its base environment's trial-return bound "
                "(envs/meta.py RETURN_BOUNDS), so it lies in about [-1, 1]; fresh random "
                "projections, carry reset only at the meta-episode start.")
@@ -128,7 +128,8 @@ def _draw_curves(run: Run, out: Path) -> Figure | str:
     ax.set_ylabel("mean meta-episode return")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.suptitle("Meta-RL training: mean over seeds, band min-max over seeds", fontsize=10)
+    fig.suptitle(f"Meta-RL training on {run.device}: mean over seeds, band min-max over "
+                 f"seeds", fontsize=10)
     caption = (f"Per-update mean return of the meta-episodes that ended (K trials each), "
                f"each seed smoothed by a trailing mean over {window} updates.")
     return _figure("meta_curves", run, fig, out, caption, TITLES["meta_curves"])

@@ -104,11 +104,18 @@ def device_info() -> dict[str, Any]:
 
 
 def device_name() -> str:
-    """A short name for the device timings were taken on, e.g. ``cpu (2 cores)``."""
-    info = device_info()
+    """A short name for the device timings are taken on, e.g. ``cpu (2 cores)``."""
+    return device_label(device_info())
+
+
+def device_label(info: Mapping[str, Any]) -> str:
+    """``cpu (2 cores)`` or ``<device kind> x<count>`` from ``device_info()`` (or a
+    ``meta.json``, which holds the same keys)."""
+    if not info.get("backend"):
+        return "unknown device"
     if info["backend"] == "cpu":
-        return f"cpu ({info['cpu_count']} cores)"
-    return f"{info['device_kind']} x{info['device_count']}"
+        return f"cpu ({info.get('cpu_count', '?')} cores)"
+    return f"{info.get('device_kind', info['backend'])} x{info.get('device_count', 1)}"
 
 
 def collect_meta(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:

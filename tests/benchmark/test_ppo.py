@@ -11,7 +11,7 @@ import pytest
 
 from benchmark.config import make_preset, override, with_total_timesteps
 from benchmark.ppo import split_minibatches
-from benchmark.run import build_trainer, run_training, seed_keys
+from benchmark.run import run_training
 
 
 def test_minibatch_sequences_are_whole_contiguous_env_rollouts():
@@ -70,21 +70,51 @@ def test_training_runs_and_reports_every_update(env_id):
     assert result.compile_s > 0 and result.train_s > 0
 
 
-def test_chunks_reuse_one_compiled_program():
-    """run_chunk compiles once: later chunks reuse the program (no retrace between chunks)."""
+def test_training_compiles_once_and_reuses_the_program_for_every_chunk(monkeypatch):
+    """run_training compiles through run.compile_trainer once: run_chunk is traced once, the
+    one compiled executable (lower().compile()) serves all 4 chunks, and XLA compiles
+    nothing once the first chunk has run."""
+    from benchmark import run
+
     config = override(_tiny("mlp", "RepeatFirstEasy"), ["ppo.updates_per_chunk=1"])
-    trainer, _ = build_trainer(config)
-    traces = []
+    traces, compiled, calls, compiles = [], [], [], []
+    real_build, real_compile = run.build_trainer, run.compile_trainer
 
-    def counted(state):
-        traces.append(1)
-        return trainer.run_chunk(state)
+    def build_trainer(*args, **kwargs):
+        trainer, network = real_build(*args, **kwargs)
 
-    run_chunk = jax.jit(jax.vmap(counted))
-    state = jax.jit(jax.vmap(trainer.init))(seed_keys(config))
-    for _ in range(trainer.num_chunks):
-        state, _ = run_chunk(state)
-    assert trainer.num_chunks == 4 and len(traces) == 1
+        def run_chunk(state):
+            traces.append(1)  # a Python side effect: runs once per trace, never per call
+            return trainer.run_chunk(state)
+
+        return trainer._replace(run_chunk=run_chunk), network
+
+    def compile_trainer(*args, **kwargs):
+        init, run_chunk, keys, plan = real_compile(*args, **kwargs)
+        compiled.append(run_chunk)
+
+        def counted(state):
+            calls.append(len(compiles))  # XLA compiles seen before this chunk started
+            return run_chunk(state)
+
+        return init, counted, keys, plan
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    monkeypatch.setattr(run, "build_trainer", build_trainer)
+    monkeypatch.setattr(run, "compile_trainer", compile_trainer)
+    reports = []
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        run.run_training(config, reports.append)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert len(reports) == len(calls) == 4
+    assert len(compiled) == 1 and isinstance(compiled[0], jax.stages.Compiled)
+    assert len(traces) == 1, f"run_chunk traced {len(traces)} times"
+    assert len(compiles) == calls[1], "XLA compiled something after the first chunk"
 
 
 def test_same_seed_same_numbers():

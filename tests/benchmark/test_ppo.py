@@ -129,3 +129,82 @@ def test_same_seed_same_numbers():
     other = run_training(dataclasses.replace(config, seed=1))
     assert not all(np.array_equal(a, b) for a, b in zip(
         jax.tree.leaves(first.runner.params), jax.tree.leaves(other.runner.params), strict=True))
+
+
+class _SumNetwork:
+    """A network whose values are worked out by hand: the carry is the sum of the step
+    counts (the Clock's one-hot observation) seen since the episode began, V is that carry
+    after the step's input (+ w, 0 at init), and the policy is uniform over 2 actions."""
+
+    def initialize_carry(self, batch_size):
+        return jnp.zeros(batch_size)
+
+    def init(self, key, carry, obs, resets):
+        return {"w": jnp.zeros(())}
+
+    def apply(self, params, carry, obs, resets):
+        from models.heads import Categorical
+
+        counts = obs[..., :4] @ jnp.arange(4.0)
+
+        def step(total, inputs):
+            count, reset = inputs
+            total = jnp.where(reset, 0.0, total) + count
+            return total, total
+
+        carry, totals = jax.lax.scan(step, carry, (counts, resets))
+        logits = jnp.zeros((*totals.shape, 2)) + params["w"]
+        return carry, Categorical(logits), totals + params["w"]
+
+
+@pytest.mark.parametrize("bootstrap_truncated,returns", [
+    # Clock: rewards 1, 2, 3 and a truncation after step 2, then a new episode (reward 1).
+    # V = 0, 1 (0 + 1), 3 (0 + 1 + 2), 0 (reset); after the last step V(obs 1) = 1.
+    # At the truncation V(final observation 3) from the carry that saw step 2 (3) is 3 + 3
+    # = 6. gamma 0.5, lambda 1: R3 = 1 + 0.5 x 1 = 1.5,
+    # bootstrapping: R2 = 3 + 0.5 x 6 = 6, R1 = 2 + 0.5 x 6 = 5, R0 = 1 + 0.5 x 5 = 3.5;
+    # ending the return: R2 = 3, R1 = 2 + 0.5 x 3 = 3.5, R0 = 1 + 0.5 x 3.5 = 2.75.
+    (True, [3.5, 5.0, 6.0, 1.5]),
+    (False, [2.75, 3.5, 3.0, 1.5]),
+])
+def test_rollout_bootstraps_truncation_from_the_carry_that_saw_the_step(
+        bootstrap_truncated, returns, monkeypatch):
+    """The rollout's return targets, hand-computed: a truncated episode bootstraps from
+    V(final observation) evaluated from the carry after the truncating step (6 here; the
+    carry before it would give 4, the next episode's first observation 3), or, with
+    ppo.bootstrap_truncated off, ends like a termination; the logged return is the sum."""
+    import benchmark.ppo as ppo
+    from benchmark.config import PPOConfig
+    from envs.wrappers import EncodeObservation, EpisodeLog
+    from tests.envs.stubs import Clock
+
+    seen = {}
+
+    def record(name, fn):
+        def wrapped(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            jax.debug.callback(lambda a, o: seen.setdefault(name, (a, o)), args, out)
+            return out
+        return wrapped
+
+    monkeypatch.setattr(ppo, "bootstrap_values", record("bootstrap", ppo.bootstrap_values))
+    monkeypatch.setattr(ppo, "compute_gae", record("gae", ppo.compute_gae))
+    config = PPOConfig(num_envs=2, num_steps=4, num_minibatches=1, update_epochs=1,
+                       total_timesteps=16, updates_per_chunk=2, gamma=0.5, gae_lambda=1.0,
+                       bootstrap_truncated=bootstrap_truncated)
+    env = EpisodeLog(EncodeObservation(Clock()))
+    trainer = ppo.make_train(config, _SumNetwork(), env, env.default_params)
+    _, metrics = jax.jit(trainer.run_chunk)(trainer.init(jax.random.key(0)))
+    (values, last_value, terminated, truncated, final_values, *_), next_values = seen["bootstrap"]
+    np.testing.assert_array_equal(values[:, 0], [0.0, 1.0, 3.0, 0.0])
+    np.testing.assert_array_equal(truncated[:, 0], [False, False, True, False])
+    assert not terminated.any() and last_value[0] == 1.0
+    if bootstrap_truncated:
+        assert final_values[2, 0] == 6.0
+    np.testing.assert_array_equal(next_values[:, 0],
+                                  [1.0, 3.0, 6.0 if bootstrap_truncated else 0.0, 1.0])
+    _, (_, targets) = seen["gae"]
+    np.testing.assert_allclose(targets, np.repeat(np.array(returns)[:, None], 2, axis=1))
+    # One episode ends per env in each update (at steps 2 and 5), returning 1 + 2 + 3 = 6.
+    np.testing.assert_array_equal(metrics["episodes"], [2, 2])
+    np.testing.assert_array_equal(metrics["return_sum"], [12.0, 12.0])

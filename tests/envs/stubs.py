@@ -28,15 +28,16 @@ class ClockParams(environment.EnvParams):
 
 class Clock(environment.Environment[ClockState, ClockParams]):
     """See the module docstring; ``continuous`` gives a ``Box(-1, 1, (2,))`` action space
-    instead of ``Discrete(2)``."""
+    instead of ``Discrete(2)``; ``limit`` is the default time limit (3: returns of 6; with
+    4, returns of 10, the final observation's count 4 encodes as all zeros)."""
 
-    def __init__(self, continuous: bool = False):
+    def __init__(self, continuous: bool = False, limit: int = 3):
         super().__init__()
-        self.continuous = continuous
+        self.continuous, self.limit = continuous, limit
 
     @property
     def default_params(self) -> ClockParams:
-        return ClockParams()
+        return ClockParams(max_steps_in_episode=self.limit)
 
     def step_env(self, key, state: ClockState, action, params: ClockParams):
         received = jnp.broadcast_to(jnp.asarray(action, jnp.float32), (2,))

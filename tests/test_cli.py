@@ -207,3 +207,8 @@ def test_family_run_end_to_end_with_a_failing_cell(tmp_path, monkeypatch, clock_
     assert aggregate["total_wall_s"] == pytest.approx(walls.sum(), abs=2e-3)
     meta = json.loads((run_dir / "meta.json").read_text())
     assert set(meta["cells"]) == {"mlp · ClockEasy", "mlp · ClockHard"}
+    import jax
+
+    if jax.device_count() == 1:  # the layout the run used: 2 seeds, 8 envs, one device
+        assert meta["cells"]["mlp · ClockEasy"]["devices"] == {
+            "devices": 1, "seed_shards": 1, "env_shards": 1}

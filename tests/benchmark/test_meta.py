@@ -29,6 +29,7 @@ from benchmark.meta import (
     build_cells,
     evaluate,
     make_settings,
+    trial_rows,
     trial_table_rows,
 )
 from benchmark.run import run_training
@@ -169,6 +170,43 @@ def test_evaluate_a_constant_policy_scores_alike_in_every_trial():
     random = evaluate(config, _untrained(EVAL_SETTINGS)[1], EVAL_SETTINGS, "DelayedBandit",
                       jax.random.key(2))
     assert not np.array_equal(random, random[:, :1].repeat(3, axis=1)), random
+
+
+def test_evaluation_never_sees_training_keys_and_training_never_sees_eval_trials(monkeypatch):
+    """Every meta-episode reset is recorded with its key and the trial count of the env that
+    made it: evaluation (trial_rows) resets only with keys training never used, and the
+    training program only ever builds the trained K = 2 (eval_trials is a sentinel, 3)."""
+    from envs.meta import MetaEnv
+
+    records = []
+    real = MetaEnv.reset_env
+
+    def reset_env(self, key, params):
+        jax.debug.callback(
+            lambda data, trials=self.num_trials: records.append(
+                (trials, np.asarray(data).reshape(-1, 2))), jax.random.key_data(key))
+        return real(self, key, params)
+
+    monkeypatch.setattr(MetaEnv, "reset_env", reset_env)
+    settings = MetaSettings(suite="ProjectedBandit", held_out=None, num_trials=2,
+                            eval_trials=3, eval_episodes=4, include_action=False,
+                            action_size=1, obs_size=2)
+    (cell,) = build_cells(["mlp"], settings, "quick", 2, 0, 32, [
+        "ppo.num_envs=4", "ppo.num_steps=8", "ppo.num_minibatches=1", "ppo.update_epochs=1"])
+    result = run_training(cell.config, env_kwargs=dict(cell.env_kwargs))
+    training = list(records)
+    records.clear()
+    rows = list(trial_rows(cell.config, result.runner.params, settings, "mlp"))
+    evaluation = list(records)
+    assert training and evaluation
+    assert {trials for trials, _ in training} == {2}
+    assert {trials for trials, _ in evaluation} == {3}
+    train_keys = {tuple(k) for _, keys in training for k in keys.tolist()}
+    eval_keys = {tuple(k) for _, keys in evaluation for k in keys.tolist()}
+    # 2 seeds x 4 envs x (1 + 8 steps) resets in training, 2 x 4 x (1 + 6) in evaluation
+    assert len(train_keys) == 2 * 4 * 9 and len(eval_keys) == 2 * 4 * 7
+    assert not train_keys & eval_keys
+    assert sorted({row["trial"] for row in rows}) == [1, 2, 3] and len(rows) == 2 * 3
 
 
 @pytest.mark.slow

@@ -75,9 +75,12 @@ def memory_config(base: RunConfig, memory_length: int) -> RunConfig:
     """Adapt a preset to one memory length (before any ``--set`` overrides).
 
     - ``ppo.num_steps`` = ``rollout_length(memory_length, preset num_steps)``;
-    - ``ppo.num_envs`` shrinks by the same factor (never below ``num_minibatches``), so an
-      update still has the preset's environment steps and the number of updates stays
-      the same across memory lengths;
+    - ``ppo.num_envs`` shrinks by the same factor, so an update still has the preset's
+      environment steps and the number of updates stays the same across memory lengths;
+      when fewer environments than ``ppo.num_minibatches`` remain, the minibatches drop
+      to one environment each (minibatches split environments, never time). Only a
+      rollout longer than the preset's whole update (one environment left) makes an
+      update larger than the preset's: at ``quick``, from memory length 4096 on;
     - ``env.previous_action`` is off: with two actions and a one-bit cue, a feed-forward
       policy could carry the cue in its own previous action (repeat the cued action every
       step), which would defeat the point of the task;
@@ -86,15 +89,16 @@ def memory_config(base: RunConfig, memory_length: int) -> RunConfig:
     """
     ppo = base.ppo
     num_steps = rollout_length(memory_length, ppo.num_steps)
-    num_envs = ppo.num_envs * ppo.num_steps // num_steps
-    num_envs = max(ppo.num_minibatches, num_envs - num_envs % ppo.num_minibatches)
+    num_envs = max(1, ppo.num_envs * ppo.num_steps // num_steps)
+    num_minibatches = min(ppo.num_minibatches, num_envs)
+    num_envs -= num_envs % num_minibatches
     total = max(ppo.total_timesteps, num_envs * num_steps)
     with_reach = getattr(base.backbone, "with_reach", None)
     return dataclasses.replace(
         base,
         backbone=with_reach(episode_steps(memory_length)) if with_reach else base.backbone,
         ppo=dataclasses.replace(ppo, num_steps=num_steps, num_envs=num_envs,
-                                total_timesteps=total),
+                                num_minibatches=num_minibatches, total_timesteps=total),
         env=dataclasses.replace(base.env, env_id=ENV_ID, previous_action=False),
     )
 

@@ -132,6 +132,56 @@ def test_sigint_saves_and_prints_how_to_resume(tmp_path):
     assert len(pd.read_csv(run_dir / "curves.csv")) == 2 * LONG_UPDATES
 
 
+def test_sigterm_saves_and_prints_how_to_resume(tmp_path, monkeypatch):
+    """SIGTERM (what a scheduler sends before pre-empting; injected into this process as the
+    first chunk's rows are written) stops like Ctrl-C: after the chunk in flight, with a
+    checkpoint, exit status 130 and the command that resumes; that command finishes the run."""
+    import benchmark.experiment as experiment
+
+    real = experiment._curve_rows
+    sent = []
+
+    def curve_rows(*args):
+        if not sent:
+            sent.append(signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args)
+
+    monkeypatch.setattr(experiment, "_curve_rows", curve_rows)
+    before = signal.getsignal(signal.SIGTERM)
+    run_dir = tmp_path / "run"
+    result = runner.invoke(cli.app, [*SHORT, "--out", str(tmp_path), "--run-id", "run"])
+    assert signal.getsignal(signal.SIGTERM) is before, "the SIGTERM handler was not restored"
+    assert result.exit_code == 130, result.output
+    text = " ".join(result.output.split())
+    assert "SIGTERM: stopping after the current chunk" in text
+    assert "stopped at update 2 of 8 (checkpoint saved)" in text
+    assert text.endswith(f"Resume with: s5bench popgym --resume {run_dir}"), text
+    assert list(run_dir.glob(f"checkpoints/*/2/{MANIFEST}"))
+    assert len(pd.read_csv(run_dir / "curves.csv")) == 2 * 2  # seeds x the first chunk
+    finished = runner.invoke(cli.app, ["popgym", "--resume", str(run_dir)])
+    assert finished.exit_code == 0, finished.output
+    curves = pd.read_csv(run_dir / "curves.csv")
+    assert sorted(zip(curves["seed"], curves["update"], strict=True)) == [
+        (seed, update) for seed in (0, 1) for update in range(1, 9)]  # each row once
+
+
+def test_stop_request_sigterm_asks_once_and_never_interrupts():
+    """SIGTERM sets the stop flag like a first Ctrl-C; a second SIGTERM does not stop at
+    once (only a second Ctrl-C does); the handler is restored."""
+    before = signal.getsignal(signal.SIGTERM)
+    said = []
+    with StopRequest(said.append) as stop:
+        assert not stop.requested()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert stop.requested() and said[0].startswith("SIGTERM: stopping after")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert len(said) == 2 and stop.requested()
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_truncated_checkpoint_is_reported_and_the_previous_one_used(tmp_path):
     """A checkpoint truncated on disk is caught by its manifest: resume says so in one line,
     continues from the previous checkpoint, and still ends with the uninterrupted numbers."""

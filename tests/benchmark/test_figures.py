@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -175,3 +176,108 @@ def test_cli_figures_draws_and_reports_each_file(tmp_path):
     assert result.exit_code == 0, result.output
     assert sum(line.startswith("drew ") for line in _lines(result.output)) == len(EXPECTED)
     assert f"index: {out / 'index.md'}" in result.output
+
+
+# ----------------------------------------------------------------------------- plotted values
+# Small hand-made CSVs whose plotted numbers are worked out by hand below; the figure's
+# matplotlib artists (captured before the figure is saved) must show exactly those.
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> dict:
+    """Every figure ``draw_figures`` draws, by kind, as the matplotlib Figure it saved."""
+    from benchmark import figures
+
+    captured = {}
+    real = figures._figure
+
+    def capture(kind, run, fig, out, caption, title=None):
+        captured[kind] = fig
+        return real(kind, run, fig, out, caption, title)
+
+    monkeypatch.setattr(figures, "_figure", capture)
+    return captured
+
+
+def _write(folder: Path, name: str, rows: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(folder / name, index=False)
+
+
+def _line(ax, label: str):
+    (line,) = [line for line in ax.get_lines() if line.get_label() == label]
+    return list(line.get_xdata()), [float(y) for y in line.get_ydata()]
+
+
+def test_speed_ratio_plots_each_time_over_the_faster_s5(tmp_path, drawn):
+    """Ratios are time / min(S5 parallel, S5 sequential) at the same T and mode: gru
+    0.030 / 0.010 = 3 at T=64 and 0.048 / 0.024 = 2 at T=128; a timeout row is not drawn."""
+    speed = [("s5", "parallel", 64, 0.010), ("s5", "parallel", 128, 0.030),
+             ("s5", "sequential", 64, 0.020), ("s5", "sequential", 128, 0.024),
+             ("gru", "", 64, 0.030), ("gru", "", 128, 0.048),
+             ("attention", "", 64, 0.050), ("attention", "", 128, 0.012)]
+    rows = [{"model": m, "evaluation": e, "mode": "train", "seq_len": t, "batch": 4,
+             "status": "ok", "median_s": s, "device": "cpu"} for m, e, t, s in speed]
+    rows.append({"model": "gru", "evaluation": "", "mode": "train", "seq_len": 256,
+                 "batch": 4, "status": "timeout", "median_s": None, "device": "cpu"})
+    _write(tmp_path / "results" / "speed" / "r", "speed.csv", rows)
+    draw_figures(tmp_path / "results", tmp_path / "figures")
+    (ax,) = drawn["speed_ratio"].axes
+    assert _line(ax, "gru") == ([64, 128], [pytest.approx(3.0), pytest.approx(2.0)])
+    # attention: 0.050 / 0.010 = 5 at 64, 0.012 / 0.024 = 0.5 at 128 (faster than S5)
+    assert _line(ax, "attention") == ([64, 128], [pytest.approx(5.0), pytest.approx(0.5)])
+    assert _line(ax, "S5 (= 1)")[1] == [1.0, 1.0]
+    assert {line.get_label() for line in ax.get_lines()} == {"gru", "attention", "S5 (= 1)"}
+
+
+def test_memory_figure_plots_means_bands_times_and_memory(tmp_path, drawn):
+    """Return panel: mean over ok seeds with a min-max band (L=4: 1.0 and 0.6 -> 0.8 in
+    [0.6, 1.0]; L=8: 0.2 and 0.4 -> 0.3 in [0.2, 0.4], the error seed left out); time panel:
+    10 s -> 40 s from L=4 to 8 is slope log 4 / log 2 = 2; memory panel: bytes in MiB."""
+    rows = [(4, 0, "ok", 1.0, 10.0, 2 * 2**20), (4, 1, "ok", 0.6, 9.0, 2 * 2**20),
+            (8, 0, "ok", 0.2, 40.0, 3 * 2**20), (8, 1, "ok", 0.4, 38.0, 3 * 2**20),
+            (8, 2, "error", -5.0, 1.0, 99 * 2**20)]
+    _write(tmp_path / "results" / "memory" / "r", "summary.csv", [
+        {"model": "s5", "memory_length": length, "seed": seed, "status": status,
+         "final_return": ret, "wall_s": wall, "memory_bytes": memory}
+        for length, seed, status, ret, wall, memory in rows])
+    draw_figures(tmp_path / "results", tmp_path / "figures")
+    mem_ax, time_ax, ret_ax = drawn["memory_length"].axes
+    assert _line(ret_ax, "s5") == ([4, 8], [pytest.approx(0.8), pytest.approx(0.3)])
+    (band,) = ret_ax.collections
+    vertices = np.concatenate([path.vertices for path in band.get_paths()])
+    for length, low, high in ((4, 0.6, 1.0), (8, 0.2, 0.4)):
+        ys = vertices[np.isclose(vertices[:, 0], length), 1]
+        assert (ys.min(), ys.max()) == (pytest.approx(low), pytest.approx(high))
+    assert _line(time_ax, "s5 (slope 2.00)") == ([4, 8], [10.0, 40.0])
+    assert _line(mem_ax, "s5") == ([4, 8], [2.0, 3.0])
+
+
+def test_popgym_summary_bars_are_each_seeds_best_update_averaged(tmp_path, drawn):
+    """MMER bars: per seed the best update, then the seed mean, per env, then the mean over
+    envs (s5: E1 (0.6 + 0.4) / 2 = 0.5, E2 (1.0 + 0.5) / 2 = 0.75, mean 0.625); wall-time
+    bars: each cell's wall time, mean over envs (s5 (10 + 30) / 2 = 20)."""
+    returns = {("s5", "E1"): [[0.2, 0.6], [0.4, 0.0]],
+               ("s5", "E2"): [[1.0, None], [0.0, 0.5]],
+               ("gru", "E1"): [[0.1, 0.1], [0.3, 0.2]],
+               ("gru", "E2"): [[-1.0, -0.5], [-0.2, -0.4]]}
+    walls = {("s5", "E1"): 10.0, ("s5", "E2"): 30.0, ("gru", "E1"): 4.0, ("gru", "E2"): 6.0}
+    run = tmp_path / "results" / "popgym" / "r"
+    _write(run, "curves.csv", [
+        {"model": m, "env": e, "seed": s, "update": u + 1, "env_steps": 100 * (u + 1),
+         "mean_return": r}
+        for (m, e), seeds in returns.items() for s, per in enumerate(seeds)
+        for u, r in enumerate(per)])
+    _write(run, "summary.csv", [
+        {"model": m, "env": e, "seed": s, "status": "ok", "final_return": 0.0, "wall_s": w}
+        for (m, e), w in walls.items() for s in (0, 1)])
+    draw_figures(tmp_path / "results", tmp_path / "figures")
+    left, right = drawn["popgym_summary"].axes
+    bars = {c.get_label(): [p.get_height() for p in c.patches] for c in left.containers}
+    assert left.get_xticklabels()[-1].get_text() == "mean over envs"
+    # gru: E1 (0.1 + 0.3) / 2 = 0.2, E2 (-0.5 - 0.2) / 2 = -0.35, mean -0.075
+    assert bars == {"s5": [pytest.approx(0.5), pytest.approx(0.75), pytest.approx(0.625)],
+                    "gru": [pytest.approx(0.2), pytest.approx(-0.35), pytest.approx(-0.075)]}
+    (walls_bar,) = right.containers
+    assert [t.get_text() for t in right.get_xticklabels()] == ["s5", "gru"]
+    assert [p.get_height() for p in walls_bar.patches] == [20.0, 5.0]

@@ -43,17 +43,30 @@ def test_rollout_length_covers_a_whole_episode(length, preset_steps, expected):
     assert rollout_length(length, preset_steps) == expected
 
 
-@pytest.mark.parametrize("length", [4, 256, 1024])
-def test_memory_config_keeps_the_presets_update_size(length):
-    """A longer rollout takes fewer envs, so steps per update and the update count stay put."""
-    base = make_preset("quick", "s5", ENV_ID)
-    config = memory_config(base, length)
-    assert config.ppo.num_steps >= length + 1
-    assert config.ppo.num_envs % config.ppo.num_minibatches == 0
-    if config.ppo.num_envs > config.ppo.num_minibatches:
-        assert config.ppo.steps_per_update == base.ppo.steps_per_update
-        assert config.ppo.num_updates == base.ppo.num_updates
-    assert config.env.env_id == ENV_ID and config.env.previous_action is False
+@pytest.mark.parametrize("preset,length,expected", [
+    # quick: 32 envs x 128 steps = 4096 steps per update, 4 minibatches, 2^20 steps = 256
+    # updates. (num_steps, num_envs, num_minibatches, steps per update, updates):
+    ("quick", 4, (128, 32, 4, 4096, 256)),
+    ("quick", 256, (512, 8, 4, 4096, 256)),
+    ("quick", 1024, (2048, 2, 2, 4096, 256)),  # 2 envs: 2 minibatches of one env
+    ("quick", 2048, (4096, 1, 1, 4096, 256)),
+    # one episode (4097 steps, rollout 8192) outgrows the preset's update: the documented
+    # exception, one environment per update
+    ("quick", 4096, (8192, 1, 1, 8192, 128)),
+    # paper: 64 x 1024 = 65536 steps per update, 8 minibatches, 15M // 65536 = 228 updates
+    ("paper", 2048, (4096, 16, 8, 65536, 228)),
+    ("paper", 8192, (16384, 4, 4, 65536, 228)),
+])
+def test_memory_config_keeps_the_presets_update_size(preset, length, expected):
+    """A longer rollout takes fewer envs (and, below num_minibatches envs, fewer
+    minibatches of one env each), so steps per update and the update count stay the
+    preset's; numbers worked out by hand, the clamped lengths of issue 19 included."""
+    (cell,) = build_cells(["s5"], [length], preset, seeds=1)
+    ppo = cell.config.ppo
+    assert (ppo.num_steps, ppo.num_envs, ppo.num_minibatches, ppo.steps_per_update,
+            ppo.num_updates) == expected
+    assert ppo.num_steps >= length + 1 and ppo.num_envs % ppo.num_minibatches == 0
+    assert cell.config.env.env_id == ENV_ID and cell.config.env.previous_action is False
 
 
 @pytest.mark.parametrize("length,expected", [(4, 32), (31, 32), (256, 257), (1024, 1025)])

@@ -16,6 +16,7 @@ import functools
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,6 +29,7 @@ from benchmark.meta import (
     build_cells,
     evaluate,
     make_settings,
+    trial_rows,
     trial_table_rows,
 )
 from benchmark.run import run_training
@@ -116,26 +118,95 @@ def test_in_context_probe_memory_rises_with_trial(model):
     assert _rise(memory) - _rise(control) >= RISE, (memory, control)
 
 
-def test_evaluate_counts_every_trial_with_untrained_params():
-    """Evaluation returns [S, K] per-trial means; the bandit pays 0 or 1 per trial."""
-    settings = MetaSettings(suite="ProjectedBandit", held_out=None, num_trials=3,
-                            eval_episodes=8, include_action=False, action_size=1, obs_size=2)
-    cell = build_cells(["mlp"], settings, "quick", 2, 0, 4096, [])[0]
+def _untrained(settings: MetaSettings, num_seeds: int = 2):
+    """A quick mlp cell's config and freshly initialised ``[S, ...]`` parameters."""
     from benchmark.run import build_network
     from envs.meta import MetaEnv
 
+    cell = build_cells(["mlp"], settings, "quick", num_seeds, 0, 4096, [])[0]
     env = MetaEnv(("DelayedBandit",), **settings.env_kwargs)
     network = build_network(cell.config, env, env.default_params)
     obs, _ = env.reset(jax.random.key(0), env.default_params)
     carry = network.initialize_carry(1)
-    keys = jax.random.split(jax.random.key(1), 2)
+    keys = jax.random.split(jax.random.key(1), num_seeds)
     params = jax.vmap(lambda k: network.init(k, carry, obs[None, None],
                                              np.ones((1, 1), bool)))(keys)
-    returns = evaluate(cell.config, params, settings, "DelayedBandit", jax.random.key(2))
+    return cell.config, params
+
+
+EVAL_SETTINGS = MetaSettings(suite="ProjectedBandit", held_out=None, num_trials=3,
+                             trial_length=4, eval_episodes=64, include_action=False,
+                             action_size=1, obs_size=2)
+
+
+def test_evaluate_credits_each_step_to_its_trial_hand_checked():
+    """CartPole capped at 4 steps pays 1/4 per step whatever the policy (the pole cannot fall
+    from its start in 4 steps), so every trial of every meta-episode returns exactly 1.0;
+    a trial index off by one, or a step missed, moves a trial off 1."""
+    config, params = _untrained(EVAL_SETTINGS)
+    returns = evaluate(config, params, EVAL_SETTINGS, "CartPole-v1", jax.random.key(2))
     assert returns.shape == (2, 3)
-    assert np.all((returns >= 0) & (returns <= 1)) and 0.1 < returns.mean() < 0.9
-    # Every trial index, the last one included, collects some of the pulls.
-    assert np.all(returns.mean(axis=0) > 0), returns
+    np.testing.assert_allclose(returns, 1.0, rtol=0, atol=1e-6)
+
+
+def test_evaluate_a_constant_policy_scores_alike_in_every_trial():
+    """A constant action u = 0.5 pulls the same arm in every trial of a meta-episode (its
+    projection is fixed within it), so each trial's mean over 64 meta-episodes is the same;
+    the arm is arm 0 in about half the meta-episodes (a fresh projection each), so the
+    mean is neither 0 nor 1. A policy that samples its action would break the equality."""
+    config, params = _untrained(EVAL_SETTINGS)
+    head = params["params"]["PolicyHead_0"]
+    head = {**head, "Dense_0": {"kernel": jnp.zeros_like(head["Dense_0"]["kernel"]),
+                                "bias": jnp.full_like(head["Dense_0"]["bias"], 0.5)},
+            "log_std": jnp.full_like(head["log_std"], -30.0)}
+    params = {"params": {**params["params"], "PolicyHead_0": head}}
+    returns = evaluate(config, params, EVAL_SETTINGS, "DelayedBandit", jax.random.key(2))
+    assert returns.shape == (2, 3)
+    # per seed, k / 64 meta-episodes pulled arm 0: the same k in every trial
+    np.testing.assert_array_equal(returns, returns[:, :1].repeat(3, axis=1))
+    counts = returns[:, 0] * 64
+    np.testing.assert_allclose(counts, np.round(counts), atol=1e-4)
+    assert np.all((counts > 0) & (counts < 64)), counts
+    random = evaluate(config, _untrained(EVAL_SETTINGS)[1], EVAL_SETTINGS, "DelayedBandit",
+                      jax.random.key(2))
+    assert not np.array_equal(random, random[:, :1].repeat(3, axis=1)), random
+
+
+def test_evaluation_never_sees_training_keys_and_training_never_sees_eval_trials(monkeypatch):
+    """Every meta-episode reset is recorded with its key and the trial count of the env that
+    made it: evaluation (trial_rows) resets only with keys training never used, and the
+    training program only ever builds the trained K = 2 (eval_trials is a sentinel, 3)."""
+    from envs.meta import MetaEnv
+
+    records = []
+    real = MetaEnv.reset_env
+
+    def reset_env(self, key, params):
+        jax.debug.callback(
+            lambda data, trials=self.num_trials: records.append(
+                (trials, np.asarray(data).reshape(-1, 2))), jax.random.key_data(key))
+        return real(self, key, params)
+
+    monkeypatch.setattr(MetaEnv, "reset_env", reset_env)
+    settings = MetaSettings(suite="ProjectedBandit", held_out=None, num_trials=2,
+                            eval_trials=3, eval_episodes=4, include_action=False,
+                            action_size=1, obs_size=2)
+    (cell,) = build_cells(["mlp"], settings, "quick", 2, 0, 32, [
+        "ppo.num_envs=4", "ppo.num_steps=8", "ppo.num_minibatches=1", "ppo.update_epochs=1"])
+    result = run_training(cell.config, env_kwargs=dict(cell.env_kwargs))
+    training = list(records)
+    records.clear()
+    rows = list(trial_rows(cell.config, result.runner.params, settings, "mlp"))
+    evaluation = list(records)
+    assert training and evaluation
+    assert {trials for trials, _ in training} == {2}
+    assert {trials for trials, _ in evaluation} == {3}
+    train_keys = {tuple(k) for _, keys in training for k in keys.tolist()}
+    eval_keys = {tuple(k) for _, keys in evaluation for k in keys.tolist()}
+    # 2 seeds x 4 envs x (1 + 8 steps) resets in training, 2 x 4 x (1 + 6) in evaluation
+    assert len(train_keys) == 2 * 4 * 9 and len(eval_keys) == 2 * 4 * 7
+    assert not train_keys & eval_keys
+    assert sorted({row["trial"] for row in rows}) == [1, 2, 3] and len(rows) == 2 * 3
 
 
 @pytest.mark.slow

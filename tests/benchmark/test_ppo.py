@@ -11,7 +11,7 @@ import pytest
 
 from benchmark.config import make_preset, override, with_total_timesteps
 from benchmark.ppo import split_minibatches
-from benchmark.run import build_trainer, run_training, seed_keys
+from benchmark.run import run_training
 
 
 def test_minibatch_sequences_are_whole_contiguous_env_rollouts():
@@ -70,21 +70,51 @@ def test_training_runs_and_reports_every_update(env_id):
     assert result.compile_s > 0 and result.train_s > 0
 
 
-def test_chunks_reuse_one_compiled_program():
-    """run_chunk compiles once: later chunks reuse the program (no retrace between chunks)."""
+def test_training_compiles_once_and_reuses_the_program_for_every_chunk(monkeypatch):
+    """run_training compiles through run.compile_trainer once: run_chunk is traced once, the
+    one compiled executable (lower().compile()) serves all 4 chunks, and XLA compiles
+    nothing once the first chunk has run."""
+    from benchmark import run
+
     config = override(_tiny("mlp", "RepeatFirstEasy"), ["ppo.updates_per_chunk=1"])
-    trainer, _ = build_trainer(config)
-    traces = []
+    traces, compiled, calls, compiles = [], [], [], []
+    real_build, real_compile = run.build_trainer, run.compile_trainer
 
-    def counted(state):
-        traces.append(1)
-        return trainer.run_chunk(state)
+    def build_trainer(*args, **kwargs):
+        trainer, network = real_build(*args, **kwargs)
 
-    run_chunk = jax.jit(jax.vmap(counted))
-    state = jax.jit(jax.vmap(trainer.init))(seed_keys(config))
-    for _ in range(trainer.num_chunks):
-        state, _ = run_chunk(state)
-    assert trainer.num_chunks == 4 and len(traces) == 1
+        def run_chunk(state):
+            traces.append(1)  # a Python side effect: runs once per trace, never per call
+            return trainer.run_chunk(state)
+
+        return trainer._replace(run_chunk=run_chunk), network
+
+    def compile_trainer(*args, **kwargs):
+        init, run_chunk, keys, plan = real_compile(*args, **kwargs)
+        compiled.append(run_chunk)
+
+        def counted(state):
+            calls.append(len(compiles))  # XLA compiles seen before this chunk started
+            return run_chunk(state)
+
+        return init, counted, keys, plan
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    monkeypatch.setattr(run, "build_trainer", build_trainer)
+    monkeypatch.setattr(run, "compile_trainer", compile_trainer)
+    reports = []
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        run.run_training(config, reports.append)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert len(reports) == len(calls) == 4
+    assert len(compiled) == 1 and isinstance(compiled[0], jax.stages.Compiled)
+    assert len(traces) == 1, f"run_chunk traced {len(traces)} times"
+    assert len(compiles) == calls[1], "XLA compiled something after the first chunk"
 
 
 def test_same_seed_same_numbers():
@@ -99,3 +129,82 @@ def test_same_seed_same_numbers():
     other = run_training(dataclasses.replace(config, seed=1))
     assert not all(np.array_equal(a, b) for a, b in zip(
         jax.tree.leaves(first.runner.params), jax.tree.leaves(other.runner.params), strict=True))
+
+
+class _SumNetwork:
+    """A network whose values are worked out by hand: the carry is the sum of the step
+    counts (the Clock's one-hot observation) seen since the episode began, V is that carry
+    after the step's input (+ w, 0 at init), and the policy is uniform over 2 actions."""
+
+    def initialize_carry(self, batch_size):
+        return jnp.zeros(batch_size)
+
+    def init(self, key, carry, obs, resets):
+        return {"w": jnp.zeros(())}
+
+    def apply(self, params, carry, obs, resets):
+        from models.heads import Categorical
+
+        counts = obs[..., :4] @ jnp.arange(4.0)
+
+        def step(total, inputs):
+            count, reset = inputs
+            total = jnp.where(reset, 0.0, total) + count
+            return total, total
+
+        carry, totals = jax.lax.scan(step, carry, (counts, resets))
+        logits = jnp.zeros((*totals.shape, 2)) + params["w"]
+        return carry, Categorical(logits), totals + params["w"]
+
+
+@pytest.mark.parametrize("bootstrap_truncated,returns", [
+    # Clock: rewards 1, 2, 3 and a truncation after step 2, then a new episode (reward 1).
+    # V = 0, 1 (0 + 1), 3 (0 + 1 + 2), 0 (reset); after the last step V(obs 1) = 1.
+    # At the truncation V(final observation 3) from the carry that saw step 2 (3) is 3 + 3
+    # = 6. gamma 0.5, lambda 1: R3 = 1 + 0.5 x 1 = 1.5,
+    # bootstrapping: R2 = 3 + 0.5 x 6 = 6, R1 = 2 + 0.5 x 6 = 5, R0 = 1 + 0.5 x 5 = 3.5;
+    # ending the return: R2 = 3, R1 = 2 + 0.5 x 3 = 3.5, R0 = 1 + 0.5 x 3.5 = 2.75.
+    (True, [3.5, 5.0, 6.0, 1.5]),
+    (False, [2.75, 3.5, 3.0, 1.5]),
+])
+def test_rollout_bootstraps_truncation_from_the_carry_that_saw_the_step(
+        bootstrap_truncated, returns, monkeypatch):
+    """The rollout's return targets, hand-computed: a truncated episode bootstraps from
+    V(final observation) evaluated from the carry after the truncating step (6 here; the
+    carry before it would give 4, the next episode's first observation 3), or, with
+    ppo.bootstrap_truncated off, ends like a termination; the logged return is the sum."""
+    import benchmark.ppo as ppo
+    from benchmark.config import PPOConfig
+    from envs.wrappers import EncodeObservation, EpisodeLog
+    from tests.envs.stubs import Clock
+
+    seen = {}
+
+    def record(name, fn):
+        def wrapped(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            jax.debug.callback(lambda a, o: seen.setdefault(name, (a, o)), args, out)
+            return out
+        return wrapped
+
+    monkeypatch.setattr(ppo, "bootstrap_values", record("bootstrap", ppo.bootstrap_values))
+    monkeypatch.setattr(ppo, "compute_gae", record("gae", ppo.compute_gae))
+    config = PPOConfig(num_envs=2, num_steps=4, num_minibatches=1, update_epochs=1,
+                       total_timesteps=16, updates_per_chunk=2, gamma=0.5, gae_lambda=1.0,
+                       bootstrap_truncated=bootstrap_truncated)
+    env = EpisodeLog(EncodeObservation(Clock()))
+    trainer = ppo.make_train(config, _SumNetwork(), env, env.default_params)
+    _, metrics = jax.jit(trainer.run_chunk)(trainer.init(jax.random.key(0)))
+    (values, last_value, terminated, truncated, final_values, *_), next_values = seen["bootstrap"]
+    np.testing.assert_array_equal(values[:, 0], [0.0, 1.0, 3.0, 0.0])
+    np.testing.assert_array_equal(truncated[:, 0], [False, False, True, False])
+    assert not terminated.any() and last_value[0] == 1.0
+    if bootstrap_truncated:
+        assert final_values[2, 0] == 6.0
+    np.testing.assert_array_equal(next_values[:, 0],
+                                  [1.0, 3.0, 6.0 if bootstrap_truncated else 0.0, 1.0])
+    _, (_, targets) = seen["gae"]
+    np.testing.assert_allclose(targets, np.repeat(np.array(returns)[:, None], 2, axis=1))
+    # One episode ends per env in each update (at steps 2 and 5), returning 1 + 2 + 3 = 6.
+    np.testing.assert_array_equal(metrics["episodes"], [2, 2])
+    np.testing.assert_array_equal(metrics["return_sum"], [12.0, 12.0])

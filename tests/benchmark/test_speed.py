@@ -117,6 +117,13 @@ def test_tiny_sweep_writes_the_csv_schema(tiny_run):
     assert (rows.compile_s.astype(float) > 0).all() and (rows.repeats == 2).all()
     assert (rows.d_model == 8).all() and (rows.num_layers == 1).all()
     assert (rows.backend != "").all() and (rows.device != "").all()
+    # XLA's plan holds at least the call's arguments (parameters and the [T, B] data).
+    for _, row in rows[rows.model == "mlp"].iterrows():
+        backbone = BACKBONES["mlp"]().sized(8, 1)
+        _, args = timing.make_workload(backbone, row["mode"], int(row.seq_len), 2,
+                                       head_size=8)
+        arguments = sum(x.nbytes for x in jax.tree.leaves(args) if hasattr(x, "nbytes"))
+        assert int(row.peak_memory_bytes) >= arguments > 0
     config = json.loads((run_dir / "config.json").read_text())
     fields = {f.name for f in dataclasses.fields(SpeedConfig)}
     assert SpeedConfig(**{k: tuple(v) if isinstance(v, list) else v
@@ -226,6 +233,65 @@ def test_injected_timeout_is_a_row_and_longer_lengths_are_skipped(monkeypatch, t
     assert written.compile_s[1] != "" and written.median_s[1] == ""
 
 
+def _seq_len(args) -> int:
+    """T of a workload's arguments (every mode's last argument is [T, B] or a key after it)."""
+    return max(x.shape[0] for x in jax.tree.leaves(args) if getattr(x, "ndim", 0) >= 2
+               and x.dtype == jnp.bool_)
+
+
+def test_timeout_after_k_of_n_repeats_keeps_the_repeats_done(monkeypatch, tmp_path):
+    """Injected call times at T=16 (warm-up 0.1 s, then 0.1, 0.1, 0.9 s) cross --max-seconds
+    1 during the 3rd of 5 repeats: a timeout row with those 3 repeats' statistics (median
+    0.1, max 0.9, 16 x 2 / 0.1 = 320 tokens/s) and the compile time; T=32 is skipped."""
+    times = iter([0.1, 0.1, 0.1, 0.9])
+    monkeypatch.setattr(timing, "run_once",
+                        lambda compiled, args: next(times) if _seq_len(args) == 16 else 0.001)
+    rows = run_sweep(_config(repeats=5, max_seconds=1.0), tmp_path / "speed.csv")
+    written = pd.read_csv(tmp_path / "speed.csv", keep_default_na=False)
+    assert written.status.tolist() == ["ok", "timeout", "skipped"]
+    timed_out = rows[1]
+    assert "stopped after 3 of 5 repeats" in timed_out["message"]
+    assert timed_out["repeats"] == 3 and timed_out["compile_s"] > 0
+    assert (timed_out["median_s"], timed_out["min_s"], timed_out["max_s"]) == (0.1, 0.1, 0.9)
+    assert timed_out["tokens_per_s"] == pytest.approx(320.0)
+    assert float(written.max_s[1]) == 0.9 and int(written.repeats[1]) == 3
+
+
+def test_a_recompile_inside_a_sweep_is_an_error_row(monkeypatch, tmp_path):
+    """A cell whose function is traced again on every call (injected at T=16) is refused by
+    the trace count: an error row naming RecompileError, no time reported; T=32 skipped."""
+    real = timing.compile_function
+
+    def retracing_compile(fn, args):
+        if _seq_len(args) != 16:
+            return real(fn, args)
+        fn(*args)  # "compile": one trace
+        return fn  # each call runs the Python function again: a trace per call
+
+    monkeypatch.setattr(timing, "compile_function", retracing_compile)
+    rows = run_sweep(_config(), tmp_path / "speed.csv")
+    assert [r["status"] for r in rows] == ["ok", "error", "skipped"]
+    assert rows[1]["message"].startswith("RecompileError: the timed function was traced")
+    assert rows[1]["median_s"] is None and rows[1]["repeats"] == 0
+
+
+def test_peak_memory_bytes_is_the_compiled_programs_planned_memory(monkeypatch, tmp_path):
+    """peak_memory_bytes is what planned_memory_bytes reports for the compiled cell (a
+    sentinel injected here), for every ok row."""
+    seen = []
+
+    def planned(compiled):
+        seen.append(compiled)
+        return 123_456_789 + len(seen)
+
+    monkeypatch.setattr(timing, "planned_memory_bytes", planned)
+    rows = run_sweep(_config(seq_lens=(8, 16)), tmp_path / "speed.csv")
+    assert [r["peak_memory_bytes"] for r in rows] == [123_456_790, 123_456_791]
+    assert all(isinstance(c, jax.stages.Compiled) for c in seen)
+    written = pd.read_csv(tmp_path / "speed.csv")
+    assert written.peak_memory_bytes.tolist() == [123_456_790, 123_456_791]
+
+
 def _fake_measure(calls):
     """A ``measure`` that records each seq_len and reports 0.1 s per call per 8 steps."""
     def measure(cell, config, device, backend, on_phase=None):
@@ -301,16 +367,28 @@ def test_modes_match_the_timing_harness():
     assert speed.MODES == timing.MODES
 
 
+def test_cells_hand_listed():
+    """make_cells gives, per model, each evaluation (S5: parallel then sequential), each mode
+    in the order given and every length ascending; the cells written out by hand."""
+    cells = speed.make_cells(_config(models=("mlp", "s5"), modes=("train", "infer"),
+                                     seq_lens=(32, 8, 16)))
+    expected = [(model, evaluation, mode, t)
+                for model, evaluation in (("mlp", ""), ("s5", "parallel"), ("s5", "sequential"))
+                for mode in ("train", "infer") for t in (8, 16, 32)]
+    assert [(c.model, c.evaluation, c.mode, c.seq_len) for c in cells] == expected
+    assert all(c.batch == 2 for c in cells)
+    s5 = [c.backbone for c in cells if c.model == "s5"]
+    assert {(b.evaluation, b.d_model, b.state_size, b.num_layers) for b in s5} == {
+        ("parallel", 8, 8, 1), ("sequential", 8, 8, 1)}
+    assert all(c.backbone.evaluation == c.evaluation for c in cells if c.model == "s5")
+
+
 def test_every_backbone_is_swept():
-    """Default cells cover every registered backbone; configs with an evaluation get both."""
+    """By default every registered backbone is swept; only S5 has two evaluations (a new
+    backbone must be added to this hand-written list)."""
     config = _config(models=tuple(BACKBONES), seq_lens=(8,), modes=("train", "infer"))
     cells = speed.make_cells(config)
-    variants = {(c.model, c.evaluation) for c in cells}
-    assert {m for m, _ in variants} == set(BACKBONES)
-    # The loop below mirrors make_cells' own rule; S5 pins that the rule fires at all.
-    assert {e for m, e in variants if m == "s5"} == {"parallel", "sequential"}
-    for name, cls in BACKBONES.items():
-        has_evaluation = "evaluation" in {f.name for f in dataclasses.fields(cls)}
-        expected = {"parallel", "sequential"} if has_evaluation else {""}
-        assert {e for m, e in variants if m == name} == expected
+    variants = [(c.model, c.evaluation) for c in cells if c.mode == "train"]
+    assert variants == [("s5", "parallel"), ("s5", "sequential"), ("gru", ""), ("lstm", ""),
+                        ("trxl", ""), ("attention", ""), ("mlp", "")]
     assert len(cells) == 2 * len(variants)

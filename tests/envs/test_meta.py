@@ -125,29 +125,83 @@ def test_padding_never_leaks_into_observations():
         np.testing.assert_array_equal(obs_matrix[row] @ base, obs_matrix[row] @ garbage)
 
 
-def test_mixed_base_envs_under_one_vmap_match_each_env_alone():
-    """One vmap runs every suite member; each row's reward equals its base env stepped alone."""
+# The README's action mapping, written out by hand for one action projection. With
+# W_act = HAND_MATRIX (rows past a base env's action size are zero, as sampled) the agent's
+# u gives v = W_act u; a continuous base action is clip(mid + half-width * v[:a]), a
+# discrete one argmax(v[:n]).
+HAND_MATRIX = np.array([[1.2, 0.3, 0.0, 0.0], [0.0, -0.5, 0.5, 0.5]], np.float32)
+HAND_U = {
+    # u -> v = (1.2 + 0.3, -0.5 + 0.15 - 0.35) = (1.5, -0.7): the first slot is clipped
+    "clipped": (np.array([1.0, 1.0, 0.3, -0.7], np.float32), {
+        "Pendulum-v1": [2.0],  # box [-2, 2]: clip(0 + 2 * 1.5)
+        "MountainCarContinuous-v0": [1.0],  # box [-1, 1]: clip(1.5)
+        "Reacher-misc": [1.0, -0.7],  # box [-1, 1]^2
+        "Swimmer-misc": [1.0, -0.7],
+        "PositionOnlyPendulumEasy": [2.0],  # box [-2, 2]
+    }),
+    # u -> v = (1.2 * 0.2 + 0.3 * 0.03, -0.5 * 0.03 + 0.5 * -0.4 + 0.5 * 0.1)
+    #        = (0.249, -0.165): inside every box, so only mid + half-width * v acts
+    "inside": (np.array([0.2, 0.03, -0.4, 0.1], np.float32), {
+        "Pendulum-v1": [0.498],
+        "MountainCarContinuous-v0": [0.249],
+        "Reacher-misc": [0.249, -0.165],
+        "Swimmer-misc": [0.249, -0.165],
+        "PositionOnlyPendulumEasy": [0.498],
+    }),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HAND_U))
+def test_mixed_base_envs_under_one_vmap_match_each_env_alone(case):
+    """One vmap runs every suite member; each row equals its base env stepped alone with
+    the action the README's mapping gives, written out by hand (clip(mid + half-width x v))."""
     env = _control()
     params = env.default_params
     keys = jax.random.split(jax.random.key(2), 32)
     obs, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
     assert set(np.asarray(state.env_index).tolist()) == set(range(len(env.bases)))
-    actions = jax.random.uniform(jax.random.key(9), (32, 4), minval=-1, maxval=1)
+    assert env.action_pad == HAND_MATRIX.shape[0]
+    state = state.replace(action_matrix=jnp.broadcast_to(HAND_MATRIX, state.action_matrix.shape))
+    u, expected = HAND_U[case]
+    actions = jnp.broadcast_to(u, (32, 4))
     step_keys = jax.random.split(jax.random.key(10), 32)
     obs2, state2, reward, *_ = _control_step()(step_keys, state, actions, params)
     assert obs2.shape == (32, env.observation_space(params).shape[0])
     assert np.isfinite(np.asarray(obs2)).all()
-    for i in range(len(env.bases)):
+    for i, base_id in enumerate(env.base_ids):
         row = int(np.flatnonzero(np.asarray(state.env_index) == i)[0])
         base_state = jax.tree.map(lambda x, r=row: x[r], state.base_states[i])
-        projected = state.action_matrix[row] @ actions[row]
-        base_obs, _, base_reward, *_ = env.bases[i].step(
-            step_keys[row], base_state, env._base_action(projected, i), env.base_params[i])
+        base_action = jnp.asarray(expected[base_id], jnp.float32)
+        base_obs, moved, base_reward, *_ = env.bases[i].step(
+            step_keys[row], base_state, base_action, env.base_params[i])
         np.testing.assert_allclose(reward[row], base_reward * env.scales[i], rtol=1e-5,
                                    atol=1e-7)
         np.testing.assert_allclose(obs2[row, : env.obs_size],
                                    state.obs_matrix[row] @ env._pad(base_obs, i),
                                    rtol=1e-5, atol=1e-5)
+        for a, b in zip(jax.tree.leaves(jax.tree.map(lambda x, r=row: x[r],
+                                                     state2.base_states[i])),
+                        jax.tree.leaves(moved), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=base_id)
+
+
+@pytest.mark.parametrize("u,arm", [((1.0, 1.0, 0.3, -0.7), 0), ((-0.5, 0.2, 1.0, 0.0), 1)])
+def test_discrete_base_action_is_the_argmax_of_the_projected_vector(u, arm):
+    """CartPole through the projection: v = W_act u is read as logits, argmax picks the push;
+    v = (1.5, -0.7) pushes left (0), v = (-0.6 + 0.06, -0.1 + 0.5) = (-0.54, 0.4) right (1)."""
+    env = MetaEnv(("CartPole-v1",), num_trials=2, trial_length=4)
+    params = env.default_params
+    _, state = env.reset(jax.random.key(0), params)
+    state = state.replace(action_matrix=jnp.asarray(HAND_MATRIX))
+    _, after, *_ = env.step(jax.random.key(1), state, jnp.asarray(u, jnp.float32), params)
+    base, base_params = env.bases[0], env.base_params[0]
+    pushed = {a: base.step(jax.random.key(1), state.base_states[0], jnp.int32(a),
+                           base_params)[1] for a in (0, 1)}
+    # a push changes x_dot by about 10 N x 0.02 s / 1.1 kg = 0.18 either way
+    assert abs(float(pushed[1].x_dot) - float(pushed[0].x_dot)) > 0.3
+    # another compiled program than the base env's own step: equal to float32 rounding
+    assert float(after.base_states[0].x_dot) == pytest.approx(float(pushed[arm].x_dot),
+                                                             abs=1e-6)
 
 
 def test_suites_registered_and_held_out_disjoint():

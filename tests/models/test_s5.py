@@ -83,3 +83,57 @@ def test_discretised_state_matrix_is_stable_at_init():
     step = np.exp(np.asarray(layers["log_step"]))
     lam = np.asarray(layers["lambda_re"]) + 1j * np.asarray(layers["lambda_im"])
     assert np.all(np.abs(np.exp(lam * step)) < 1)
+
+
+# HiPPO-LegS for N = 4 written out by hand: A_nk = -sqrt(2n+1) sqrt(2k+1) below the
+# diagonal, -(n+1) on it, 0 above.
+_R = np.sqrt
+HIPPO_LEGS_4 = -np.array([
+    [1.0, 0.0, 0.0, 0.0],
+    [_R(3), 2.0, 0.0, 0.0],
+    [_R(5), _R(15), 3.0, 0.0],
+    [_R(7), _R(21), _R(35), 4.0],
+])
+# Its normal part S = A + p p^T with p_n = sqrt(n + 1/2): the diagonal becomes
+# -(n+1) + (n + 1/2) = -1/2 and the off-diagonal +-sqrt((2n+1)(2k+1)) / 2, so S = -I/2 + K
+# with K skew-symmetric. K's eigenvalues are +-i w with w^4 - s w^2 + Pf^2 = 0, where
+# s = (3 + 5 + 7 + 15 + 21 + 35) / 4 = 21.5 (the squares of K's upper entries) and
+# Pf = (sqrt(3 x 35) - sqrt(5 x 21) + sqrt(7 x 15)) / 4 = sqrt(105) / 4, so Pf^2 = 105 / 16:
+# w^2 = (21.5 -+ sqrt(21.5^2 - 105/4)) / 2 = 0.309693 and 21.190307, w = 0.556501, 4.603293.
+HIPPO_4_W = (0.5565011, 4.6032930)
+
+
+def test_hippo_legs_matrix_hand_computed():
+    """make_hippo_legs(4) is the hand-written HiPPO-LegS matrix."""
+    from models.ssm_init import make_hippo_legs
+
+    np.testing.assert_allclose(make_hippo_legs(4), HIPPO_LEGS_4, rtol=0, atol=1e-12)
+
+
+def test_hippo_diagonalisation_hand_computed():
+    """The DPLR eigenvalues of HiPPO-LegS (N = 4) are -1/2 +- i w with the hand-computed w,
+    V diagonalises the normal part S = A + p p^T, and S5's initial Lambda (conjugate
+    halving keeps the negative-imaginary half) is -1/2 - i (4.603293, 0.556501)."""
+    from models.s5 import S5Memory
+    from models.ssm_init import make_dplr_hippo, make_s5_init
+
+    small, large = HIPPO_4_W
+    eigenvalues, v = make_dplr_hippo(4)
+    np.testing.assert_allclose(eigenvalues, -0.5 + 1j * np.array([-large, -small, small, large]),
+                               rtol=0, atol=1e-6)
+    p = np.sqrt(np.arange(4) + 0.5)
+    normal = HIPPO_LEGS_4 + np.outer(p, p)
+    np.testing.assert_allclose(normal @ v, v * eigenvalues, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(v.conj().T @ v, np.eye(4), rtol=0, atol=1e-12)
+
+    init = make_s5_init(4)
+    expected = -0.5 - 1j * np.array([large, small])
+    np.testing.assert_allclose(init.eigenvalues, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(init.eigenvectors_inv @ init.eigenvectors, np.eye(2),
+                               rtol=0, atol=1e-12)
+    # ... and the S5 layer starts from exactly these values (float32).
+    memory = S5Memory(d_model=4, state_size=4, num_layers=1)
+    params = memory.init(jax.random.key(0), memory.initialize_carry(1), jnp.zeros((1, 1, 4)),
+                         jnp.ones((1, 1), bool))["params"]["layers"]["S5SSM_0"]
+    np.testing.assert_allclose(params["lambda_re"][0], expected.real, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(params["lambda_im"][0], expected.imag, rtol=0, atol=1e-6)

@@ -1,11 +1,10 @@
 """Rollout helpers for the Battleship, MineSweeper and labyrinth conformance tests.
 
-``port_first_episodes``: random-policy episodes of a port with no length bias.
-``conformance.port_random_episodes`` counts every episode that ends inside a fixed
-256-step chunk, which over-samples short episodes whenever lengths vary and misses any
-episode longer than the chunk (the labyrinths run 1023 steps). Here each of
-``num_episodes`` vmapped copies runs until its first episode ends and only that episode
-is counted, so lengths and returns are i.i.d. draws of the random-policy episode.
+``port_first_episodes``: random-policy episodes of a port with no length bias, in one
+compiled call: each of ``num_episodes`` vmapped copies runs until its first episode ends
+and only that episode is counted, so lengths and returns are i.i.d. draws of the
+random-policy episode (``conformance.port_random_episodes`` keeps the first few episodes
+of fewer copies, chunk after chunk).
 
 ``CompiledOnce``: ``run_lockstep`` wraps ``port_env.step`` in a fresh ``jax.jit`` on every
 call, which compiles again for every seed (about 1 s each here); handing it this proxy,

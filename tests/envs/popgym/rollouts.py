@@ -4,8 +4,7 @@ The reward-scale tests need the best achievable return (an oracle policy that re
 hidden state) and the random-policy baseline; the statistics tests need i.i.d. random
 episodes. Both kinds run side by side in one compiled, vmapped call, so each environment
 compiles once. Each copy plays one episode, stepped with ``step_env`` (no auto-reset), so
-lengths are not biased towards short episodes and may exceed 256 steps (unlike
-``conformance.port_random_episodes``).
+lengths are not biased towards short episodes.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ import pytest
 from popgym.envs import noisy_position_only_cartpole as ref_noisy
 from popgym.envs import position_only_cartpole as ref_pos
 from popgym.envs import velocity_only_cartpole as ref_vel
+from scipy import stats
 
 import envs
 from envs.popgym import cartpole_common
@@ -38,6 +39,7 @@ from tests.envs.popgym.conformance import (
     port_random_episodes,
     reference_random_episodes,
     run_lockstep,
+    wrapped_noisy_rollouts,
 )
 
 DIFFICULTIES = ("Easy", "Medium", "Hard")
@@ -190,17 +192,61 @@ def test_balancing_controller_truncates_at_episode_length_with_return_one(family
         assert total == pytest.approx(1.0, abs=1e-9)
 
 
+REF_EPISODES, PORT_EPISODES = 4000, 16000  # about 2 s of reference stepping per family
+
+
 @pytest.mark.parametrize("env_id", [f"{family}Easy" for family in REFERENCE])
 def test_random_policy_statistics(env_id):
-    """Random-policy lengths and returns agree with the reference (KS, 300 episodes); mean 0.111."""
-    ref_len, ref_ret = reference_random_episodes(CASES[env_id](), 300, seed=0)
-    port_len, port_ret = port_random_episodes(env_id, 300, seed=0)
+    """Random-policy lengths and returns agree with the reference (KS at alpha 1e-3, 4,000
+    reference against 16,000 port episodes); mean return 0.111.
+
+    Power: the test rejects any gap between the two length CDFs above
+    1.95 sqrt(1/4000 + 1/16000) = 0.034 (300 against 300 episodes needed 0.16). Episodes one
+    step longer move the CDF by the most likely length's probability, 0.063 (13 steps;
+    measured on 20,000 reference episodes), and the gap's noise has sd <= 0.5 sqrt(1/4000 +
+    1/16000) = 0.009: such an off-by-one fails with probability above 0.99. (The same
+    comparison at 20,000 against 80,000 episodes found the old port sampler's bias against
+    long episodes, a 0.5-step shift: see ``conformance.port_random_episodes``.)
+    """
+    ref_len, ref_ret = reference_random_episodes(CASES[env_id](), REF_EPISODES, seed=0)
+    port_len, port_ret = port_random_episodes(env_id, PORT_EPISODES, seed=0, num_envs=1000)
+    assert len(port_len) == PORT_EPISODES
     assert_same_distribution(ref_len, port_len, "episode lengths")
     assert_same_distribution(ref_ret, port_ret, "episode returns")
     # Hand-checked: every step pays 1/200, so the return is length/200; a random policy
     # keeps the pole up for 22.2 steps on average (reference, 1000 episodes) -> 0.111.
     np.testing.assert_allclose(port_ret, port_len / 200, atol=1e-5)
-    assert port_ret.mean() == pytest.approx(0.111, abs=0.015)
+    assert port_ret.mean() == pytest.approx(0.111, abs=0.005)
+
+
+def test_noise_the_agent_sees_through_the_training_wrappers():
+    """The noisy family through make_training_env, the stack the agent sees: observations
+    are [clip(clean + noise), the previous action one-hot (zeros at an episode start), the
+    start flag], and the x part minus the noise-free x is exactly N(0, sigma^2).
+
+    Power: one-sample KS at alpha 1e-3 on n = 4,000 x 19 = 76,000 draws per difficulty
+    rejects a CDF gap above 1.95 / sqrt(n) = 0.0071; a sigma off by 5% moves the CDF by
+    0.0116 at x = sigma (the empirical CDF's sd there is 0.0014): it fails with probability
+    above 0.999. The x part is never clipped (|x| < 0.1 + 8 sigma < 2.4 here).
+    """
+    out = wrapped_noisy_rollouts(NOISY, 4000, 18, lambda k: jax.random.randint(k, (), 0, 2))
+    for i, env_id in enumerate(NOISY):
+        sigma = envs.make(env_id)[1].noise_sigma
+        high = np.asarray(envs.make(env_id)[0].observation_space().high)
+        obs, clean, noise = out["obs"][i], out["clean"][i], out["noise"][i]
+        action, done = out["action"][i], out["done"][i]
+        assert obs.shape == (19, 4000, 5) and done.any()  # episodes do end and reset
+        np.testing.assert_allclose(obs[..., :2], np.clip(clean + noise, -high, high),
+                                   rtol=0, atol=1e-6)
+        pushed = np.stack([action == 0, action == 1], axis=-1).astype(np.float32)
+        np.testing.assert_array_equal(obs[1:, :, 2:4], np.where(done[..., None], 0.0, pushed))
+        np.testing.assert_array_equal(obs[0, :, 2:], np.tile([0.0, 0.0, 1.0], (4000, 1)))
+        np.testing.assert_array_equal(obs[1:, :, 4], done.astype(np.float32))
+        x_noise = (obs[..., 0] - clean[..., 0]).ravel()
+        assert np.all(np.abs(obs[..., 0]) < high[0])
+        result = stats.kstest(x_noise, "norm", args=(0.0, sigma))
+        assert result.pvalue > 1e-3, (env_id, result)
+        assert x_noise.std() == pytest.approx(sigma, rel=0.015)  # 6 standard errors
 
 
 @pytest.mark.slow

@@ -72,8 +72,9 @@ _MODE_TITLES = {"train": "train (forward + backward + update)",
                 "infer": "infer (forward over the sequence)",
                 "rollout": "rollout (T single-step calls)"}
 _COLORS = {"s5": "C0", "gru": "C1", "lstm": "C2", "trxl": "C3", "attention": "C4",
-           "mlp": "C7"}
-_EXTRA_COLORS = ("C5", "C6", "C8", "C9")
+           "lru": "C5", "mamba": "C6", "mingru": "C8", "mlp": "C7"}
+# Models not named above (a backbone registered later): tab10's last colour, then others.
+_EXTRA_COLORS = ("C9", "black", "gold", "navy")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 FIGURE_TITLES = {

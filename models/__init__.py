@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from models import _xla_workarounds  # noqa: F401  (must run before JAX starts; see module)
 from models.attention import AttentionConfig
+from models.lru import LRUConfig
+from models.mamba import MambaConfig
+from models.mingru import MinGRUConfig
 from models.mlp import MLPConfig
 from models.rnn import GRUConfig, LSTMConfig
 from models.s5 import S5Config
@@ -21,6 +24,9 @@ BACKBONES: dict[str, type] = {
     "lstm": LSTMConfig,
     "trxl": TrXLConfig,
     "attention": AttentionConfig,
+    "lru": LRUConfig,
+    "mamba": MambaConfig,
+    "mingru": MinGRUConfig,
     "mlp": MLPConfig,
 }
 

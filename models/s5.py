@@ -6,7 +6,8 @@ Space Models for In-Context Reinforcement Learning", arXiv 2303.03982) make it u
 RL by adding a reset flag to each element of the associative scan so that no state flows
 across an episode boundary; their code is luchris429/popjaxrl and purejaxrl ``s5.py``.
 
-Two evaluations of the same recurrence live here and are tested equal:
+Two evaluations of the same recurrence (``models/linear_scan.py``, shared with the other
+diagonal recurrences) are tested equal:
 
 - ``scan_parallel``: ``jax.lax.associative_scan`` with the reset-aware operator, O(log T)
   depth: the fast path on accelerators.
@@ -22,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Literal
 
 import flax.linen as nn
 import jax
@@ -30,73 +30,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from models.base import Carry
+from models.linear_scan import (  # noqa: F401  (default_evaluation: re-exported for callers)
+    Evaluation,
+    default_evaluation,
+    scan_parallel,
+    scan_sequential,
+)
 from models.ssm_init import DiagonalHiPPO, make_s5_init
-
-Evaluation = Literal["parallel", "sequential"]
-
 
 # ----------------------------------------------------------------------------- the scans
 
-
-def _reset_operator(left, right):
-    """Compose two affine maps ``x -> a x + b`` of which either may start an episode.
-
-    Each element is ``(a, b, r)``: with ``r`` False it maps the previous state ``x`` to
-    ``a * x + b``; with ``r`` True it ignores ``x`` (the episode restarts from the zero
-    carry, so the state is just ``b``). Applying ``left`` then ``right`` gives
-    ``a_r * a_l * x + a_r * b_l + b_r``, unless ``right`` resets, in which case everything
-    from ``left`` is discarded. The operator is associative, so it can be scanned in
-    parallel.
-    """
-    a_l, b_l, r_l = left
-    a_r, b_r, r_r = right
-    a = jnp.where(r_r, a_r, a_r * a_l)
-    b = jnp.where(r_r, b_r, a_r * b_l + b_r)
-    return a, b, jnp.logical_or(r_l, r_r)
-
-
-def _fold_carry(lambda_bar, bu, resets, h0):
-    """Fold the incoming carry ``h0`` into element 0 (unless step 0 resets).
-
-    This is the same as prepending ``h0`` as an extra element 0 of the scan, as the
-    reference code does, without making the scanned length T + 1.
-    """
-    first = jnp.where(resets[0][:, None], bu[0], lambda_bar * h0 + bu[0])
-    return bu.at[0].set(first)
-
-
-def scan_parallel(lambda_bar, bu, resets, h0):
-    """Reset-aware linear recurrence by associative scan.
-
-    Args:
-      lambda_bar: ``[P]`` complex64, the discretised diagonal state matrix.
-      bu: ``[T, B, P]`` complex64, the discretised input ``B_bar u_t``.
-      resets: ``[T, B]`` bool, True where step t starts a new episode.
-      h0: ``[B, P]`` complex64, the state before step 0.
-
-    Returns:
-      ``[T, B, P]`` complex64, the state after each step:
-      ``x_t = (0 if resets[t] else lambda_bar * x_{t-1}) + bu_t`` with ``x_{-1} = h0``.
-    """
-    bu = _fold_carry(lambda_bar, bu, resets, h0)
-    a = jnp.broadcast_to(lambda_bar, bu.shape)
-    r = resets[:, :, None]
-    _, xs, _ = jax.lax.associative_scan(_reset_operator, (a, bu, r), axis=0)
-    return xs
-
-
-def scan_sequential(lambda_bar, bu, resets, h0):
-    """The same recurrence as ``scan_parallel``, one step at a time (``lax.scan``)."""
-
-    def step(x, inputs):
-        bu_t, reset_t = inputs
-        x = jnp.where(reset_t[:, None], jnp.zeros_like(x), x) * lambda_bar + bu_t
-        return x, x
-
-    _, xs = jax.lax.scan(step, h0, (bu, resets))
-    return xs
-
-
+# The reset-aware recurrence x_t = (0 if resets[t] else lambda_bar * x_{t-1}) + bu_t, with
+# the incoming carry folded into element 0, lives in models/linear_scan.py (shared with
+# the LRU, Mamba and minGRU backbones). For S5 ``a`` is the fixed ``lambda_bar [P]``.
 SCANS = {"parallel": scan_parallel, "sequential": scan_sequential}
 
 # How C is drawn, as an ``[H, N, 2]`` real array (N the states before conjugate halving)
@@ -110,16 +56,6 @@ C_INITS = {
     "trunc_standard_normal": nn.initializers.variance_scaling(
         1.0, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1, batch_axis=(0,)),
 }
-
-
-def default_evaluation(backend: str | None = None) -> Evaluation:
-    """The faster S5 evaluation on ``backend`` (measured: see README, "S5 evaluation").
-
-    On the 2-core CPU the sequential scan wins at every length we train with; on GPUs
-    the associative scan's O(log T) depth wins.
-    """
-    backend = backend or jax.default_backend()
-    return "sequential" if backend == "cpu" else "parallel"
 
 
 # ----------------------------------------------------------------------------- modules

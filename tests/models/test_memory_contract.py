@@ -20,9 +20,9 @@ def _small_configs():
     cases = {}
     for name, cls in BACKBONES.items():
         cfg = cls.quick().sized(16, 2)
-        if name == "s5":
-            cases["s5-parallel"] = dataclasses.replace(cfg, evaluation="parallel")
-            cases["s5-sequential"] = dataclasses.replace(cfg, evaluation="sequential")
+        if "evaluation" in {f.name for f in dataclasses.fields(cfg)}:  # s5, lru, mamba, mingru
+            cases[f"{name}-parallel"] = dataclasses.replace(cfg, evaluation="parallel")
+            cases[f"{name}-sequential"] = dataclasses.replace(cfg, evaluation="sequential")
         elif name == "trxl":
             # M < T, so the multi-block banded path (with padding) runs, gated and plain.
             cases["trxl"] = dataclasses.replace(cfg, memory_length=5)

@@ -384,11 +384,12 @@ def test_cells_hand_listed():
 
 
 def test_every_backbone_is_swept():
-    """By default every registered backbone is swept; only S5 has two evaluations (a new
-    backbone must be added to this hand-written list)."""
+    """By default every registered backbone is swept; the linear recurrences (s5, lru, mamba, mingru) once per evaluation (a new backbone must be added to this hand-written list)."""
     config = _config(models=tuple(BACKBONES), seq_lens=(8,), modes=("train", "infer"))
     cells = speed.make_cells(config)
     variants = [(c.model, c.evaluation) for c in cells if c.mode == "train"]
     assert variants == [("s5", "parallel"), ("s5", "sequential"), ("gru", ""), ("lstm", ""),
-                        ("trxl", ""), ("attention", ""), ("mlp", "")]
+                        ("trxl", ""), ("attention", ""), ("lru", "parallel"),
+                        ("lru", "sequential"), ("mamba", "parallel"), ("mamba", "sequential"),
+                        ("mingru", "parallel"), ("mingru", "sequential"), ("mlp", "")]
     assert len(cells) == 2 * len(variants)

@@ -78,7 +78,7 @@ def reference_plan(size: str = "full") -> ReferencePlan:
             speed=SpeedConfig(
                 seq_lens=(8, 32), models=("s5", "gru"), modes=("train",), batch=2,
                 d_model=8, num_layers=1, repeats=1, warmup=1, max_seconds=30.0),
-            models=("s5", "gru"), env="RepeatPreviousHard", preset="quick", seeds=2,
+            models=("s5",), env="RepeatPreviousHard", preset="quick", seeds=2,
             updates=2, overrides=("ppo.num_envs=4", "ppo.num_steps=16",
                                   "ppo.num_minibatches=2", "ppo.update_epochs=1",
                                   "backbone.num_layers=1"))

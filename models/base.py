@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -56,6 +57,20 @@ def reset_carry(resets: jax.Array, carry: Carry, initial: Carry) -> Carry:
         return jnp.where(mask, init_leaf, leaf)
 
     return jax.tree.map(_select, initial, carry)
+
+
+def stacked_layers(block: type[nn.Module], num_layers: int, *args: Any,
+                   name: str = "layers", **kwargs: Any) -> nn.Module:
+    """``num_layers`` copies of ``block`` applied in turn, stacked with ``nn.scan``.
+
+    The layer axis is scanned rather than unrolled, so the compiled program (and its compile
+    time) stays the size of one layer; parameters gain a leading layer axis. ``block`` is
+    called as ``(x, layer_carry, resets) -> (x, layer_carry)``: the stack takes the carry
+    layer-major (``[L, ...]``) and broadcasts ``resets`` to every layer. Use inside an
+    ``nn.compact`` method; ``args``/``kwargs`` are ``block``'s fields.
+    """
+    return nn.scan(block, variable_axes={"params": 0}, split_rngs={"params": True},
+                   in_axes=(0, nn.broadcast), length=num_layers)(*args, name=name, **kwargs)
 
 
 # The score of a key a query may not see: finite, so that even a fully masked row could not

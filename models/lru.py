@@ -49,7 +49,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from models.base import Carry
+from models.base import Carry, stacked_layers
 from models.linear_scan import SCANS, Evaluation, check_evaluation, resolve_evaluation
 
 
@@ -165,14 +165,9 @@ class LRUMemory(nn.Module):
         x = inputs
         if inputs.shape[-1] != self.d_model:
             x = nn.Dense(self.d_model, name="encoder")(inputs)
-        layers = nn.scan(
-            LRUBlock,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=(0, nn.broadcast),
-            length=self.num_layers,
-        )(self.d_model, self.state_size, self.r_min, self.r_max, self.max_phase,
-          self.evaluation, name="layers")
+        layers = stacked_layers(LRUBlock, self.num_layers, self.d_model, self.state_size,
+                                self.r_min, self.r_max, self.max_phase,
+                                self.evaluation)
         x, h = layers(x, jnp.swapaxes(carry, 0, 1), resets)
         return jnp.swapaxes(h, 0, 1), x
 

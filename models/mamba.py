@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.base import Carry
+from models.base import Carry, stacked_layers
 from models.linear_scan import SCANS, Evaluation, check_evaluation, resolve_evaluation
 
 # PyTorch's default for nn.Linear and nn.Conv1d weights (kaiming_uniform, a = sqrt 5):
@@ -225,14 +225,9 @@ class MambaMemory(nn.Module):
         x = inputs
         if inputs.shape[-1] != self.d_model:
             x = nn.Dense(self.d_model, name="encoder")(inputs)
-        layers = nn.scan(
-            MambaBlock,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=(0, nn.broadcast),
-            length=self.num_layers,
-        )(self.d_model, self.d_state, self.d_conv, self.expand, self.dt_rank, self.dt_min,
-          self.dt_max, self.dt_init_floor, self.num_layers, self.evaluation, name="layers")
+        layers = stacked_layers(MambaBlock, self.num_layers, self.d_model, self.d_state,
+                                self.d_conv, self.expand, self.dt_rank, self.dt_min,
+                                self.dt_max, self.dt_init_floor, self.num_layers, self.evaluation)
         layer_major = jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), carry)
         x, carry = layers(x, layer_major, resets)
         x = nn.RMSNorm(epsilon=1e-5, name="norm_f")(x)

@@ -43,7 +43,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from models.base import Carry
+from models.base import Carry, stacked_layers
 from models.linear_scan import SCANS, Evaluation, check_evaluation, resolve_evaluation
 
 
@@ -111,13 +111,8 @@ class MinGRUMemory(nn.Module):
         x = inputs
         if inputs.shape[-1] != self.d_model:
             x = nn.Dense(self.d_model, name="encoder")(inputs)
-        layers = nn.scan(
-            MinGRUBlock,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=(0, nn.broadcast),
-            length=self.num_layers,
-        )(self.d_model, self.hidden_size, self.mlp_dim, self.evaluation, name="layers")
+        layers = stacked_layers(MinGRUBlock, self.num_layers, self.d_model, self.hidden_size,
+                                self.mlp_dim, self.evaluation)
         x, h = layers(x, jnp.swapaxes(carry, 0, 1), resets)
         return jnp.swapaxes(h, 0, 1), nn.LayerNorm(name="norm_out")(x)
 

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.base import Carry
+from models.base import Carry, stacked_layers
 from models.linear_scan import (  # noqa: F401  (default_evaluation: re-exported for callers)
     Evaluation,
     default_evaluation,
@@ -225,13 +225,8 @@ class S5Memory(nn.Module):
         x = inputs
         if self.input_projection or inputs.shape[-1] != self.d_model:
             x = nn.Dense(self.d_model, name="encoder")(inputs)
-        layers = nn.scan(
-            S5Block,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=(0, nn.broadcast),
-            length=self.num_layers,
-        )(
+        layers = stacked_layers(
+            S5Block, self.num_layers,
             d_model=self.d_model,
             state_size=self.state_size,
             blocks=self.blocks,
@@ -242,7 +237,6 @@ class S5Memory(nn.Module):
             activation=self.activation,
             layer_norm=self.layer_norm,
             evaluation=self.evaluation,
-            name="layers",
         )
         x, h = layers(x, jnp.swapaxes(carry, 0, 1), resets)
         return jnp.swapaxes(h, 0, 1), x

@@ -401,8 +401,9 @@ def popgym(
                                                      session=session))
     console.print(summary_table(rows, labels, "popgym: mean over seeds"))
     if len({row["env"] for row in rows}) > 1:
-        from benchmark.aggregate import AGGREGATE_COLUMNS, aggregate_by_model
+        from benchmark.aggregate import aggregate_by_model
         from benchmark.results import CsvLog
+        from benchmark.schema import AGGREGATE_COLUMNS
 
         with CsvLog(run_dir / "aggregate.csv", AGGREGATE_COLUMNS) as log:
             log.write_many(aggregate_by_model(rows))
@@ -686,13 +687,13 @@ def reference(
     """
     from benchmark.config import to_dict
     from benchmark.reference import (
-        THROUGHPUT_COLUMNS,
         folder_name,
         reference_plan,
         throughput_rows,
         total_steps,
     )
     from benchmark.results import CsvLog, device_info, device_name, read_rows, write_json
+    from benchmark.schema import THROUGHPUT_COLUMNS
 
     plan = reference_plan("tiny" if tiny else "full")
     folder = out / folder_name(device_info(), plan.size)
@@ -907,7 +908,7 @@ def _bench_envs(selection: list[str], batch: int, steps: int, repeats: int, out:
                 run_id: str | None) -> None:
     from rich.table import Table
 
-    from benchmark.env_bench import BENCH_COLUMNS, EnvBenchConfig, bench_env
+    from benchmark.env_bench import EnvBenchConfig, bench_env
     from benchmark.results import (
         CsvLog,
         RunExistsError,
@@ -916,6 +917,7 @@ def _bench_envs(selection: list[str], batch: int, steps: int, repeats: int, out:
         make_run_dir,
         write_json,
     )
+    from benchmark.schema import BENCH_COLUMNS
 
     try:
         env_ids = _validate_envs(_split(selection))

@@ -8,9 +8,6 @@ from typing import Any
 
 import numpy as np
 
-AGGREGATE_COLUMNS = ("model", "envs", "seeds", "mean_mmer", "mean_final_return",
-                     "total_wall_s", "mean_env_steps_per_s", "failed")
-
 
 def aggregate_by_model(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per model: MMER and final return averaged over environments.

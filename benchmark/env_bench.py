@@ -21,9 +21,6 @@ from envs import make
 
 _OPTIONS = {"num_steps": "steps"}  # field -> its `s5bench envs --bench` option, where they differ
 
-BENCH_COLUMNS = ("env", "batch", "num_steps", "compile_s", "port_steps_per_s",
-                 "port_min_steps_per_s", "port_max_steps_per_s", "reference_steps_per_s",
-                 "speedup", "device")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -44,14 +44,8 @@ from benchmark.run import (
     TrainingInterrupted,
     run_training,
 )
+from benchmark.schema import CURVE_COLUMNS, LOSS_COLUMNS, SUMMARY_COLUMNS
 from benchmark.timing import runtime_peak_bytes
-
-_LOSS_COLUMNS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl")
-CURVE_COLUMNS = ("seed", "update", "env_steps", "wall_s", "episodes", "mean_return",
-                 *_LOSS_COLUMNS)
-SUMMARY_COLUMNS = ("seed", "status", "final_return", "best_return", "mmer", "env_steps", "wall_s",
-                   "compile_s", "env_steps_per_s", "memory_bytes", "diverged_update",
-                   "message")
 
 FINAL_FRACTION = 0.1  # final_return averages the last 10% of updates (at least one)
 
@@ -118,7 +112,7 @@ def _curve_rows(labels: Mapping[str, Any], report: ChunkReport, steps_per_update
                 "wall_s": round(wall_s, 3),
                 "episodes": int(report.episodes[seed, k]),
                 "mean_return": float(report.mean_return[seed, k]),
-                **{name: float(report.losses[name][seed, k]) for name in _LOSS_COLUMNS},
+                **{name: float(report.losses[name][seed, k]) for name in LOSS_COLUMNS},
             }
 
 

@@ -35,9 +35,10 @@ from benchmark.config import (
     with_total_timesteps,
 )
 from benchmark.experiment import Cell
+from benchmark.schema import MEMORY_LABELS
 
 ENV_ID = "MemoryChain-bsuite"
-LABEL_COLUMNS = ("model", "memory_length")
+LABEL_COLUMNS = MEMORY_LABELS
 # A cell-seed succeeds when its best mean return (best window of 10% of the updates,
 # see ``experiment.summarize_returns``) reaches this: at least 90% of cues recalled,
 # since return = 2 * (fraction correct) - 1. Chance (no memory) is 0.

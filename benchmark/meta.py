@@ -40,10 +40,9 @@ from benchmark.config import (
 from benchmark.experiment import Cell, Session, run_cells
 from benchmark.results import CsvLog, read_rows
 from benchmark.run import RunResult, build_network
+from benchmark.schema import META_LABELS, TRIAL_COLUMNS
 
-LABEL_COLUMNS = ("model", "suite")
-TRIAL_COLUMNS = ("model", "seed", "split", "suite", "env", "trial", "mean_return",
-                 "meta_episodes")
+LABEL_COLUMNS = META_LABELS
 
 # Per preset: trials per meta-episode and the cap on a trial's steps. quick keeps a
 # meta-episode (4 x 32 steps) equal to the quick rollout (128 steps); paper uses the

@@ -32,9 +32,6 @@ from benchmark.speed import SpeedConfig
 PAPER_TOTAL_STEPS = 15_000_000
 PAPER_A40_SECONDS_PER_SEED = {"s5": 218.0, "gru": 1484.0}
 
-THROUGHPUT_COLUMNS = ("model", "env", "preset", "seeds", "env_steps", "compile_s",
-                      "train_s", "env_steps_per_s_per_seed", "projected_15m_s",
-                      "projected_15m_s_per_seed", "paper_a40_s_per_seed", "device")
 
 SIZES = ("full", "tiny")
 

@@ -264,7 +264,11 @@ def _cell(value: Any) -> Any:
 
 def _complete_lines(path: Path) -> tuple[list[str], bool]:
     """The newline-terminated lines of ``path``, and whether a cut-off write followed them."""
-    text = path.read_text() if path.is_file() else ""
+    # newline="": lines keep the "\r" of CsvLog's "\r\n", so a rewrite keeps its endings.
+    if not path.is_file():
+        return [], False
+    with path.open(newline="") as f:
+        text = f.read()
     *lines, tail = text.split("\n")
     return lines, tail != ""
 

@@ -22,14 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SPEED_COLUMNS = ("model", "evaluation", "mode", "seq_len", "batch", "d_model", "num_layers",
-                 "status", "compile_s", "median_s", "min_s", "max_s", "iqr_s", "repeats",
-                 "tokens_per_s", "peak_memory_bytes", "device", "backend", "message")
-KEY_COLUMNS = ("model", "evaluation", "mode", "seq_len", "batch")
-STATUSES = ("ok", "oom", "timeout", "error", "skipped")
-# Backbone configs with an ``evaluation`` field are timed once with each of these.
-EVALUATIONS = ("parallel", "sequential")
-MODES = ("train", "infer", "rollout")  # the same as benchmark.timing.MODES (kept import-light)
+from benchmark.schema import EVALUATIONS, MODES, SPEED_COLUMNS
 
 _OPTIONS = {"num_layers": "layers"}  # field -> its `s5bench speed` option, where they differ
 # Fields that change what a row means: a resumed sweep must keep them.

@@ -33,10 +33,9 @@ import numpy as np
 
 from benchmark.config import PPOConfig
 from benchmark.ppo import make_minibatch_update, make_optimizer
+from benchmark.schema import MODES
 from models.actor_critic import ActorCritic, NetworkConfig
 from models.heads import ActionSpec
-
-MODES = ("train", "infer", "rollout")
 
 
 class RecompileError(AssertionError):

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from benchmark.experiment import CURVE_COLUMNS, SUMMARY_COLUMNS
+from benchmark.schema import CURVE_COLUMNS, SUMMARY_COLUMNS
 
 runner = CliRunner()
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 import cli
 from benchmark import env_bench
-from benchmark.env_bench import BENCH_COLUMNS, EnvBenchConfig, reference_classes
+from benchmark.env_bench import EnvBenchConfig, reference_classes
+from benchmark.schema import BENCH_COLUMNS
 from benchmark.timing import Timing
 from tests.envs.stubs import Clock
 

@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 import cli
 from benchmark.config import make_preset
-from benchmark.experiment import CURVE_COLUMNS, SUMMARY_COLUMNS
 from benchmark.memory import (
     ENV_ID,
     SUCCESS_RETURN,
@@ -25,6 +24,7 @@ from benchmark.memory import (
     memory_config,
     rollout_length,
 )
+from benchmark.schema import CURVE_COLUMNS, SUMMARY_COLUMNS
 from envs.wrappers import make_training_env
 
 runner = CliRunner()

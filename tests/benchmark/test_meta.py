@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 
 import cli
 from benchmark.meta import (
-    TRIAL_COLUMNS,
     MetaSettings,
     build_cells,
     evaluate,
@@ -33,6 +32,7 @@ from benchmark.meta import (
     trial_table_rows,
 )
 from benchmark.run import run_training
+from benchmark.schema import TRIAL_COLUMNS
 
 runner = CliRunner()
 
@@ -231,8 +231,8 @@ def test_meta_command_writes_run_folder(tmp_path):
 
 def test_meta_figures_from_csvs_only(tmp_path):
     """`draw_figures` draws meta_trials and meta_curves from a meta run's CSVs alone."""
-    from benchmark.experiment import CURVE_COLUMNS
     from benchmark.figures import draw_figures
+    from benchmark.schema import CURVE_COLUMNS
 
     run = tmp_path / "results" / "meta" / "r"
     run.mkdir(parents=True)

@@ -10,7 +10,7 @@ import pytest
 
 from benchmark.experiment import summarize_returns
 from benchmark.metrics import max_mean_episodic_return, mmer_per_seed
-from benchmark.results import CsvLog, RunExistsError, make_run_dir
+from benchmark.results import CsvLog, RunExistsError, filter_rows, make_run_dir
 
 
 def test_rows_are_on_disk_before_close(tmp_path):
@@ -36,6 +36,22 @@ def test_reopening_appends_and_checks_header(tmp_path):
     assert list(pd.read_csv(path).a) == [1, 2]
     with pytest.raises(ValueError, match="columns"):
         CsvLog(path, ["b"])
+
+
+def test_filtering_then_appending_keeps_one_line_ending(tmp_path):
+    """A resume trims a CSV (filter_rows) and appends to it: every line ends alike.
+
+    (Reading the file in text mode turned CsvLog's "\r\n" into "\n" on the rewrite,
+    so resumed folders mixed both endings.)
+    """
+    path = tmp_path / "rows.csv"
+    with CsvLog(path, ["a"]) as log:
+        log.write_many({"a": i} for i in range(4))
+    assert filter_rows(path, lambda row: int(row["a"]) < 2) == 2
+    with CsvLog(path, ["a"]) as log:
+        log.write({"a": 9})
+    raw = path.read_bytes()
+    assert raw == b"a\r\n0\r\n1\r\n9\r\n"
 
 
 def test_rows_must_match_columns(tmp_path):

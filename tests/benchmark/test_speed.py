@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 import cli
 from benchmark import speed, timing
-from benchmark.speed import SPEED_COLUMNS, SpeedConfig, parse_lengths, run_sweep
+from benchmark.schema import SPEED_COLUMNS
+from benchmark.speed import SpeedConfig, parse_lengths, run_sweep
 from models import BACKBONES
 
 runner = CliRunner()
@@ -360,11 +361,6 @@ def test_resume_drops_a_row_cut_off_mid_write(tmp_path):
     written = pd.read_csv(csv_path, keep_default_na=False)
     assert written.seq_len.tolist() == [8, 16, 32] and (written.status == "ok").all()
     assert [r["seq_len"] for r in rows] == [8, 16, 32]
-
-
-def test_modes_match_the_timing_harness():
-    """speed keeps its own MODES (to stay import-light); it must equal timing.MODES."""
-    assert speed.MODES == timing.MODES
 
 
 def test_cells_hand_listed():

@@ -192,7 +192,6 @@ def _start_session(command: str, config_doc: dict, cells: list, label_columns, o
     """Create (or reopen, with --resume) the run folder; the ``Session`` its cells share."""
     import datetime as dt
 
-    from benchmark.experiment import Session, prepare_resume
     from benchmark.results import (
         RunExistsError,
         collect_meta,
@@ -200,6 +199,7 @@ def _start_session(command: str, config_doc: dict, cells: list, label_columns, o
         make_run_dir,
         write_json,
     )
+    from benchmark.sweep import Session, prepare_resume
 
     settings = long.settings()
     checkpoint_meta = {"every_minutes": settings.every_minutes, "keep": settings.keep}
@@ -248,7 +248,7 @@ def _train(command: str, config_doc: dict, cells: list, label_columns, out: Path
     Ctrl-C and SIGTERM are caught for the whole run; a stop becomes one line saying how to
     resume, and exit status 130. Returns ``(run_dir, whatever train returned)``.
     """
-    from benchmark.run import StopRequest, TrainingInterrupted
+    from benchmark.training import StopRequest, TrainingInterrupted
 
     with StopRequest(err_console.print) as stop:
         session = _start_session(command, config_doc, cells, label_columns, out, run_id,
@@ -377,7 +377,7 @@ def popgym(
     2 for bad input, 130 when stopped (Ctrl-C; the printed command resumes).
     """
     from benchmark.config import to_dict
-    from benchmark.experiment import Cell, run_cells, summary_table
+    from benchmark.sweep import Cell, run_cells, summary_table
 
     long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
     try:
@@ -467,7 +467,6 @@ def memory(
     of cues recalled).
     """
     from benchmark.config import to_dict
-    from benchmark.experiment import run_cells, summary_table
     from benchmark.memory import (
         ENV_ID,
         EXTRA_SUMMARY,
@@ -476,6 +475,7 @@ def memory(
         build_cells,
     )
     from benchmark.speed import parse_lengths
+    from benchmark.sweep import run_cells, summary_table
 
     long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
     try:
@@ -818,8 +818,14 @@ def meta(
     from rich.table import Table
 
     from benchmark.config import to_dict
-    from benchmark.experiment import summary_table
-    from benchmark.meta import LABEL_COLUMNS, build_cells, make_settings, run_meta, trial_table_rows
+    from benchmark.meta_rl import (
+        LABEL_COLUMNS,
+        build_cells,
+        make_settings,
+        run_meta,
+        trial_table_rows,
+    )
+    from benchmark.sweep import summary_table
 
     long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
     try:

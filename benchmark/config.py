@@ -66,10 +66,6 @@ class PPOConfig:
         return self.total_timesteps // self.steps_per_update
 
     @property
-    def minibatch_envs(self) -> int:
-        return self.num_envs // self.num_minibatches
-
-    @property
     def chunk_size(self) -> int:
         """Updates per compiled chunk: a divisor of ``num_updates``, so one compile serves all.
 

@@ -95,7 +95,7 @@ def ppo_loss(
 
     Returns:
       ``(total_loss, aux)`` where aux holds the scalar ``policy_loss``, ``value_loss``,
-      ``entropy``, ``approx_kl`` and ``clip_fraction``.
+      ``entropy`` and ``approx_kl`` (the curves.csv columns, ``schema.LOSS_COLUMNS``).
     """
     value_clipped = old_value + jnp.clip(value - old_value, -clip_eps, clip_eps)
     value_loss = 0.5 * jnp.mean(
@@ -113,7 +113,6 @@ def ppo_loss(
         "value_loss": value_loss,
         "entropy": mean_entropy,
         "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
-        "clip_fraction": jnp.mean((jnp.abs(ratio - 1.0) > clip_eps).astype(jnp.float32)),
     }
     return total, aux
 

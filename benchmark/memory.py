@@ -17,7 +17,7 @@ steps (``memory_config``), so no length is out of its reach by construction.
 The environment is gymnax's ``MemoryChain-bsuite`` (a port of bsuite's ``memory_chain``),
 with ``memory_length`` set through its ``EnvParams``. Each (model, memory length) is one
 ``Cell``: one compiled program, all seeds vmapped, trained by the one PPO loop
-(``benchmark.experiment.run_cells``). Everything here is host-side configuration.
+(``benchmark.sweep.run_cells``). Everything here is host-side configuration.
 """
 
 from __future__ import annotations
@@ -34,13 +34,13 @@ from benchmark.config import (
     override,
     with_total_timesteps,
 )
-from benchmark.experiment import Cell
 from benchmark.schema import MEMORY_LABELS
+from benchmark.sweep import Cell
 
 ENV_ID = "MemoryChain-bsuite"
 LABEL_COLUMNS = MEMORY_LABELS
 # A cell-seed succeeds when its best mean return (best window of 10% of the updates,
-# see ``experiment.summarize_returns``) reaches this: at least 90% of cues recalled,
+# see ``sweep.summarize_returns``) reaches this: at least 90% of cues recalled,
 # since return = 2 * (fraction correct) - 1. Chance (no memory) is 0.
 SUCCESS_RETURN = 0.8
 

@@ -4,7 +4,7 @@
 one seed: ``init(key) -> RunnerState`` and ``run_chunk(state) -> (state, metrics)``, which
 performs ``config.chunk_size`` updates inside one ``lax.scan``. Callers ``vmap`` them over
 seeds and ``jit`` them; between chunks the host updates the progress display and writes
-CSV rows (``benchmark/run.py`` is that host loop).
+CSV rows (``benchmark/training.py`` is that host loop).
 
 The network is used only through ``network.apply(params, carry, obs, resets)`` and
 ``network.initialize_carry(batch)``: the loop never knows which backbone it trains.

@@ -1,6 +1,6 @@
 """What every CSV s5bench writes holds: file names, columns in order, closed vocabularies.
 
-One place for the shape of the results, read by the writers (``benchmark.experiment``,
+One place for the shape of the results, read by the writers (``benchmark.sweep``,
 ``benchmark.speed``, ...) and by ``benchmark.figures``. Plain tuples only: importing this
 module imports nothing else, so ``s5bench --help`` and the figures stay free of JAX.
 

@@ -109,11 +109,6 @@ def init_multihost() -> None:
     )
 
 
-def is_primary() -> bool:
-    """Process 0 of a (possibly multi-host) run: the only one that writes results."""
-    return jax.process_index() == 0
-
-
 def gather(tree):
     """Host numpy copies of (possibly sharded) arrays, from every process of the run."""
     if jax.process_count() > 1:

@@ -44,13 +44,13 @@ def pytest_collection_modifyitems(config, items):
 def no_compile(monkeypatch):
     """Fail the test if a command reaches training (validation must come first).
 
-    ``benchmark.meta`` imported ``run_cells`` by name, so it is patched there too.
+    ``benchmark.meta_rl`` imported ``run_cells`` by name, so it is patched there too.
     """
-    import benchmark.experiment
-    import benchmark.meta
+    import benchmark.meta_rl
+    import benchmark.sweep
 
     def boom(*args, **kwargs):
         raise AssertionError("training started despite bad input")
 
-    monkeypatch.setattr(benchmark.experiment, "run_cells", boom)
-    monkeypatch.setattr(benchmark.meta, "run_cells", boom)
+    monkeypatch.setattr(benchmark.sweep, "run_cells", boom)
+    monkeypatch.setattr(benchmark.meta_rl, "run_cells", boom)

@@ -92,9 +92,9 @@ def test_env_all_runs_every_popgym_env_and_writes_aggregate(tmp_path, monkeypatc
     injected returns (env number i of 48 returns i/100 + seed/10) so nothing compiles."""
     import numpy as np
 
-    import benchmark.experiment as experiment
-    from benchmark.run import RunResult
+    import benchmark.sweep as experiment
     from benchmark.sharding import plan_mesh
+    from benchmark.training import RunResult
 
     trained = []
 
@@ -168,16 +168,16 @@ def test_family_run_end_to_end_with_a_failing_cell(tmp_path, monkeypatch, clock_
     ClockMedium) is `error` rows and exit status 1 while the others train; curves.csv
     reports the episode returns the Clock pays (6) and the episodes counted by hand;
     aggregate.csv averages the finished envs and counts the failed seeds."""
-    import benchmark.run as run
+    import benchmark.training as training
 
-    real = run.build_trainer
+    real = training.build_trainer
 
     def build_trainer(config, *args, **kwargs):
         if config.env.env_id == "ClockMedium":
             raise RuntimeError("injected failure")
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(run, "build_trainer", build_trainer)
+    monkeypatch.setattr(training, "build_trainer", build_trainer)
     result = runner.invoke(cli.app, ["popgym", "--model", "mlp", "--env", "Clock",
                                      "--seeds", "2", *TINY, "--out", str(tmp_path),
                                      "--run-id", "t"])

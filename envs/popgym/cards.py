@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 DECK_SIZE = 52
 NUM_SUITS = 4
@@ -29,7 +28,3 @@ def suit_of(card: jax.Array) -> jax.Array:
 def rank_of(card: jax.Array) -> jax.Array:
     return card // NUM_SUITS % NUM_RANKS
 
-
-def dealt_order_from_reference(idx: np.ndarray, deck_len: int) -> np.ndarray:
-    """Translate a reference deck (``Deck.idx`` before any deal) into the dealt order."""
-    return np.asarray(idx[:deck_len][::-1], dtype=np.int32)

@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 import cli
 from benchmark.checkpoint import MANIFEST, CellCheckpoints, CheckpointSettings
 from benchmark.config import override, quick, to_dict
-from benchmark.experiment import Cell, prepare_resume
-from benchmark.run import StopRequest, TrainingInterrupted, run_training
+from benchmark.sweep import Cell, prepare_resume
+from benchmark.training import StopRequest, TrainingInterrupted, run_training
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -136,7 +136,7 @@ def test_sigterm_saves_and_prints_how_to_resume(tmp_path, monkeypatch):
     """SIGTERM (what a scheduler sends before pre-empting; injected into this process as the
     first chunk's rows are written) stops like Ctrl-C: after the chunk in flight, with a
     checkpoint, exit status 130 and the command that resumes; that command finishes the run."""
-    import benchmark.experiment as experiment
+    import benchmark.sweep as experiment
 
     real = experiment._curve_rows
     sent = []

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import benchmark.run
+import benchmark.training
 import cli
 
 runner = CliRunner()
@@ -34,7 +34,7 @@ POISONED_SEED, POISON_AFTER = 0, 4  # seed 0's update 5 sees a NaN observation
 def poison_observation(monkeypatch):
     """Before the chunk that starts after ``POISON_AFTER`` updates, seed ``POISONED_SEED``'s
     next observations become NaN; the compiled chunk itself is untouched."""
-    compile_trainer = benchmark.run.compile_trainer
+    compile_trainer = benchmark.training.compile_trainer
 
     def compile_poisoned(*args, **kwargs):
         init, run_chunk, keys, plan = compile_trainer(*args, **kwargs)
@@ -47,7 +47,7 @@ def poison_observation(monkeypatch):
 
         return init, poisoned_chunk, keys, plan
 
-    monkeypatch.setattr(benchmark.run, "compile_trainer", compile_poisoned)
+    monkeypatch.setattr(benchmark.training, "compile_trainer", compile_poisoned)
 
 
 def _train(tmp_path, run_id: str):

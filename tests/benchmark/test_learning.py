@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from benchmark.config import make_preset, override, with_total_timesteps
-from benchmark.experiment import summarize_returns
-from benchmark.run import run_training
+from benchmark.sweep import summarize_returns
+from benchmark.training import run_training
 from models import MEMORY_BACKBONES
 
 MEMORY_SOLVED = 0.9  # a memory backbone must reach this final return

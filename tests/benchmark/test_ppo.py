@@ -11,7 +11,7 @@ import pytest
 
 from benchmark.config import make_preset, override, with_total_timesteps
 from benchmark.ppo import split_minibatches
-from benchmark.run import run_training
+from benchmark.training import run_training
 
 
 def test_minibatch_sequences_are_whole_contiguous_env_rollouts():
@@ -71,14 +71,14 @@ def test_training_runs_and_reports_every_update(env_id):
 
 
 def test_training_compiles_once_and_reuses_the_program_for_every_chunk(monkeypatch):
-    """run_training compiles through run.compile_trainer once: run_chunk is traced once, the
+    """run_training compiles through training.compile_trainer once: run_chunk is traced once, the
     one compiled executable (lower().compile()) serves all 4 chunks, and XLA compiles
     nothing once the first chunk has run."""
-    from benchmark import run
+    from benchmark import training
 
     config = override(_tiny("mlp", "RepeatFirstEasy"), ["ppo.updates_per_chunk=1"])
     traces, compiled, calls, compiles = [], [], [], []
-    real_build, real_compile = run.build_trainer, run.compile_trainer
+    real_build, real_compile = training.build_trainer, training.compile_trainer
 
     def build_trainer(*args, **kwargs):
         trainer, network = real_build(*args, **kwargs)
@@ -103,12 +103,12 @@ def test_training_compiles_once_and_reuses_the_program_for_every_chunk(monkeypat
         if event == "/jax/core/compile/backend_compile_duration":
             compiles.append(event)
 
-    monkeypatch.setattr(run, "build_trainer", build_trainer)
-    monkeypatch.setattr(run, "compile_trainer", compile_trainer)
+    monkeypatch.setattr(training, "build_trainer", build_trainer)
+    monkeypatch.setattr(training, "compile_trainer", compile_trainer)
     reports = []
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
-        run.run_training(config, reports.append)
+        training.run_training(config, reports.append)
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
     assert len(reports) == len(calls) == 4

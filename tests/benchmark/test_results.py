@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.experiment import summarize_returns
 from benchmark.metrics import max_mean_episodic_return, mmer_per_seed
 from benchmark.results import CsvLog, RunExistsError, filter_rows, make_run_dir
+from benchmark.sweep import summarize_returns
 
 
 def test_rows_are_on_disk_before_close(tmp_path):

@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent('''
     import jax
     from jax.sharding import PartitionSpec as P
     from benchmark.config import override, quick
-    from benchmark.run import run_training
+    from benchmark.training import run_training
 
     out = {"devices": jax.device_count()}
     for seeds in (4, 1):

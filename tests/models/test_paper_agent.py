@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from benchmark.config import make_preset
-from benchmark.run import build_trainer
+from benchmark.training import build_trainer
 from models.actor_critic import ActorCritic, NetworkConfig
 from models.heads import ActionSpec
 

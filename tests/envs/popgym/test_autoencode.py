@@ -12,12 +12,13 @@ from popgym.envs import autoencode as ref
 
 import envs
 from envs.popgym import autoencode
-from envs.popgym.cards import dealt_order_from_reference, suit_of
+from envs.popgym.cards import suit_of
 from tests.envs.popgym.conformance import (
     assert_same_distribution,
     reference_random_episodes,
     run_lockstep,
 )
+from tests.envs.popgym.reference_decks import dealt_order_from_reference
 from tests.envs.popgym.rollouts import Episodes, oracle_and_random_episodes
 
 CASES = {

@@ -12,12 +12,12 @@ from popgym.envs import count_recall as ref
 
 import envs
 from envs.popgym import count_recall
-from envs.popgym.cards import dealt_order_from_reference
 from tests.envs.popgym.conformance import (
     assert_same_distribution,
     reference_random_episodes,
     run_lockstep,
 )
+from tests.envs.popgym.reference_decks import dealt_order_from_reference
 from tests.envs.popgym.rollouts import Episodes, oracle_and_random_episodes
 
 CASES = {

@@ -9,13 +9,13 @@ from popgym.envs import repeat_previous as ref_rp
 
 import envs
 from envs.popgym import repeat_first, repeat_previous
-from envs.popgym.cards import dealt_order_from_reference
 from tests.envs.popgym.conformance import (
     assert_same_distribution,
     port_random_episodes,
     reference_random_episodes,
     run_lockstep,
 )
+from tests.envs.popgym.reference_decks import dealt_order_from_reference
 
 CASES = {
     "RepeatFirstEasy": (ref_rf.RepeatFirstEasy, repeat_first),

@@ -2,7 +2,7 @@
 
 A *cell* is one compiled training program: one backbone on one environment (and, for the
 memory experiment, one memory length), all its seeds vmapped. ``run_cells`` trains each
-cell through ``benchmark.run.run_training`` (the one PPO loop), shows a progress bar per
+cell through ``benchmark.training.run_training`` (the one PPO loop), shows a progress bar per
 cell, appends a ``curves.csv`` row per (seed, update) after every chunk and a
 ``summary.csv`` row per seed at the end of the cell. A failing cell (out of memory, a
 compile error) becomes rows with status ``error`` and the sweep goes on; a seed whose loss
@@ -38,14 +38,14 @@ from benchmark.checkpoint import CellCheckpoints, CheckpointSettings
 from benchmark.config import RunConfig
 from benchmark.metrics import max_mean_episodic_return
 from benchmark.results import CsvLog, filter_rows, read_raw_rows, typed_row, write_json
-from benchmark.run import (
+from benchmark.schema import CURVE_COLUMNS, LOSS_COLUMNS, SUMMARY_COLUMNS
+from benchmark.timing import runtime_peak_bytes
+from benchmark.training import (
     ChunkReport,
     RunResult,
     TrainingInterrupted,
     run_training,
 )
-from benchmark.schema import CURVE_COLUMNS, LOSS_COLUMNS, SUMMARY_COLUMNS
-from benchmark.timing import runtime_peak_bytes
 
 FINAL_FRACTION = 0.1  # final_return averages the last 10% of updates (at least one)
 

@@ -238,7 +238,7 @@ def run_training(
                 env_steps=(chunk + 1) * steps_per_chunk,
             ))
         # Rows first, then the checkpoint: a kill in between leaves rows past the last
-        # checkpoint, which a resume drops (experiment.prepare_resume), never a gap.
+        # checkpoint, which a resume drops (sweep.prepare_resume), never a gap.
         last = chunk == trainer.num_chunks - 1
         stopping = should_stop() and not last
         saved = checkpoints is not None and (last or stopping or checkpoints.due())

@@ -37,10 +37,10 @@ from benchmark.config import (
     override,
     with_total_timesteps,
 )
-from benchmark.experiment import Cell, Session, run_cells
 from benchmark.results import CsvLog, read_rows
-from benchmark.run import RunResult, build_network
 from benchmark.schema import META_LABELS, TRIAL_COLUMNS
+from benchmark.sweep import Cell, Session, run_cells
+from benchmark.training import RunResult, build_network
 
 LABEL_COLUMNS = META_LABELS
 
@@ -242,7 +242,7 @@ def run_meta(cells: Sequence[Cell], settings: MetaSettings, run_dir: Path,
              ) -> tuple[list[dict], list[dict]]:
     """Train each cell, then evaluate it; append curves/summary/trials CSVs as they come.
 
-    Training is ``experiment.run_cells`` (checkpoints, resume, divergence as for every
+    Training is ``sweep.run_cells`` (checkpoints, resume, divergence as for every
     command); each trained cell is evaluated before its summary rows are written, so a
     cell with summary rows has its trial rows too.
 

@@ -1,4 +1,4 @@
-"""The meta experiment (benchmark/meta.py, `s5bench meta`): validation, cells, evaluation, probe.
+"""The meta experiment (benchmark/meta_rl.py, `s5bench meta`): validation, cells, evaluation, probe.
 
 In-context probe: ``ProjectedBandit`` (envs/meta.py ``DelayedBandit``), K = 6 trials of a
 pull and a blank step, a 1-d action read through a random per-meta-episode projection, so
@@ -23,7 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from benchmark.meta import (
+from benchmark.meta_rl import (
     MetaSettings,
     build_cells,
     evaluate,
@@ -31,8 +31,8 @@ from benchmark.meta import (
     trial_rows,
     trial_table_rows,
 )
-from benchmark.run import run_training
 from benchmark.schema import TRIAL_COLUMNS
+from benchmark.training import run_training
 
 runner = CliRunner()
 
@@ -120,7 +120,7 @@ def test_in_context_probe_memory_rises_with_trial(model):
 
 def _untrained(settings: MetaSettings, num_seeds: int = 2):
     """A quick mlp cell's config and freshly initialised ``[S, ...]`` parameters."""
-    from benchmark.run import build_network
+    from benchmark.training import build_network
     from envs.meta import MetaEnv
 
     cell = build_cells(["mlp"], settings, "quick", num_seeds, 0, 4096, [])[0]

@@ -6,10 +6,7 @@ on stderr naming the problem and the valid choices, and exit status 2.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -27,10 +24,6 @@ app = typer.Typer(
 # Piped or captured output has no terminal width; 120 columns keep result tables readable.
 console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True)
-
-
-class BadInput(Exception):
-    """Raised by a validator; the command prints it in one line and exits with status 2."""
 
 
 def _fail(message: str) -> typer.Exit:
@@ -68,76 +61,50 @@ MultihostOption = Annotated[bool, typer.Option(
     "jax.distributed.initialize; process 0 writes the results. See the README.")]
 
 
-@dataclasses.dataclass(frozen=True)
-class LongRun:
-    """The options every training command shares (checkpointing, resume, devices)."""
+ShardOption = Annotated[str | None, typer.Option(
+    "--shard", help="I/N: train only every N-th cell of the sweep, starting at the I-th, "
+    "into RUN_ID/shard-I-of-N (needs --run-id). N jobs (a SLURM array) split one sweep; "
+    "`s5bench merge OUT/RUN_ID` joins them. See the README.")]
 
-    resume: Path | None
-    checkpoint_every: float
-    keep_checkpoints: int
-    devices: int | None
-    multihost: bool
-
-    def settings(self):
-        from benchmark.checkpoint import CheckpointSettings
-
-        try:
-            return CheckpointSettings(every_minutes=self.checkpoint_every,
-                                      keep=self.keep_checkpoints)
-        except ValueError as error:
-            raise BadInput(str(error)) from None
+# Config fields -> the option that sets them, where the names differ (error lines name
+# the option the user typed).
+_OPTION_OF_FIELD = {
+    "num_seeds": "seeds", "ppo.total_timesteps": "total_steps", "memory_lengths": "lengths",
+    "num_trials": "trials", "seq_lens": "seq_len", "models": "model", "modes": "mode",
+    "num_layers": "layers", "num_steps": "steps", "checkpoint.every_minutes":
+    "checkpoint_every", "checkpoint.keep": "keep_checkpoints",
+}
 
 
-def _validate_long_run(long: LongRun, command: str, config_doc: dict, run_id: str | None,
-                       force: bool) -> None:
-    """Check the checkpoint settings, --devices and --resume before anything compiles."""
-    long.settings()
-    if long.multihost:
-        from benchmark.sharding import init_multihost
+def _error_line(ctx: typer.Context, error: Exception) -> str:
+    """A library error in the user's words: the flag of the option at fault, not its field."""
+    from benchmark.config import OverrideError
+    from benchmark.errors import ConfigError
+    from benchmark.run_folder import OptionConflict, RunFolderError
 
-        init_multihost()
-    if long.devices is not None:
-        from benchmark.sharding import available_devices
-
-        try:
-            available_devices(long.devices)
-        except ValueError as error:
-            raise BadInput(str(error)) from None
-    if long.resume is None:
-        return
-    if run_id is not None or force:
-        raise BadInput(f"--resume continues {long.resume}; it takes no --run-id or --force")
-    from benchmark.results import config_difference
-
-    saved = _saved_run_config(long.resume, command)
-    if "options" not in saved:  # written before run folders kept their options
-        config_doc = {k: v for k, v in config_doc.items() if k != "options"}
-    # The options agree (``_run_options``); what is left to differ is the code that turns
-    # them into settings (say a preset changed since the run started).
-    difference = config_difference(saved, config_doc)
-    if difference is not None:
-        raise BadInput(f"--resume {long.resume}: {difference}")
+    if isinstance(error, OptionConflict):
+        return f"{_flag(ctx, error.option)}: {error.problem}"
+    if isinstance(error, ConfigError):
+        option = _OPTION_OF_FIELD.get(error.field, error.field)
+        if not any(param.name == option for param in ctx.command.params):
+            return str(error)
+        joint = " " if error.problem.startswith("must") else ": "
+        return f"{_flag(ctx, option)}{joint}{error.problem}"
+    if isinstance(error, OverrideError):
+        return f"--set {error}"
+    if isinstance(error, RunFolderError):
+        return f"--resume {error}"
+    return str(error)
 
 
-def _saved_run_config(run_dir: Path, command: str) -> dict:
-    """``run_dir``'s config.json, checked to be a ``command`` run folder (else BadInput)."""
-    from benchmark.results import read_run_config
-
-    try:
-        saved = read_run_config(run_dir)
-    except ValueError as error:
-        raise BadInput(f"--resume {run_dir}: {error}") from None
-    # Speed folders written before config.json named its command hold a SpeedConfig.
-    if saved.get("command", "speed" if "seq_lens" in saved else None) != command:
-        raise BadInput(f"--resume {run_dir}: a {saved.get('command')!r} run folder, "
-                       f"not a {command!r} one")
-    return saved
-
-
-def _typed_here(ctx: typer.Context, name: str) -> bool:
-    """Whether option ``name`` was given on this command line (not left at its default)."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+def _typed(ctx: typer.Context, names) -> set[str]:
+    """The options given on this command line (not left at their defaults)."""
+    typed = set()
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            typed.add(name)
+    return typed
 
 
 def _flag(ctx: typer.Context, name: str) -> str:
@@ -146,151 +113,81 @@ def _flag(ctx: typer.Context, name: str) -> str:
     return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
 
 
-def _shown(value) -> str:
-    if isinstance(value, list | tuple):
-        return ",".join(map(str, value)) if value else "nothing"
-    return "nothing" if value is None else str(value)
+def _train_command(ctx: typer.Context, name: str, given: dict[str, object], *, out: Path,
+                   run_id: str | None, force: bool, resume: Path | None,
+                   checkpoint_every: float, keep_checkpoints: int, devices: int | None,
+                   multihost: bool) -> None:
+    """The one path of every training command (popgym, memory, meta).
 
-
-def _run_options(ctx: typer.Context, command: str, resume: Path | None,
-                 options: dict[str, object], *, extendable: tuple[str, ...] = (),
-                 legacy: Callable[[dict], dict | None] = lambda saved: None,
-                 ) -> dict[str, object]:
-    """The options a run is built from: this command line's, or with --resume its own.
-
-    Every run folder keeps the (normalised) options that built it in config.json, so
-    ``--resume DIR`` alone continues the run. An option typed beside ``--resume`` must
-    agree with the saved one, else BadInput names it in the user's words; options in
-    ``extendable`` (lists) are joined with the saved ones instead. For a folder written
-    before options were kept, ``legacy(saved config)`` may rebuild them; if it cannot,
-    this command line is used and compared field by field later.
+    Validates everything before anything compiles (bad input: one line, exit 2), opens the
+    run folder, trains, prints the tables. Ctrl-C and SIGTERM are caught for the whole run;
+    a stop becomes one line saying how to resume, and exit status 130. Exit status 1 when a
+    seed diverged or a cell failed.
     """
-    options = json.loads(json.dumps(options))  # tuples -> lists, as config.json holds them
-    if resume is None:
-        return options
-    saved_config = _saved_run_config(resume, command)
-    saved = saved_config.get("options") or legacy(saved_config)
-    if saved is None:
-        return options
-    merged = dict(options)
-    for name, value in options.items():
-        if name not in saved:
-            continue
-        if not _typed_here(ctx, name):
-            merged[name] = saved[name]
-        elif name in extendable:
-            merged[name] = list(dict.fromkeys([*saved[name], *value]))
-        elif value != saved[name]:
-            raise BadInput(f"{_flag(ctx, name)}: the run in {resume} was started with "
-                           f"{_shown(saved[name])}, this command line says {_shown(value)}")
-    return merged
-
-
-def _start_session(command: str, config_doc: dict, cells: list, label_columns, out: Path,
-                   run_id: str | None, force: bool, long: LongRun, stop,
-                   extra_csvs: dict[str, tuple[str, ...]] | None = None):
-    """Create (or reopen, with --resume) the run folder; the ``Session`` its cells share."""
-    import datetime as dt
-
-    from benchmark.results import (
+    from benchmark import experiments
+    from benchmark.checkpoint import CheckpointSettings
+    from benchmark.run_folder import (
         RunExistsError,
-        collect_meta,
-        device_info,
-        make_run_dir,
-        write_json,
+        StopRequest,
+        resolve_options,
+        resume_command,
     )
-    from benchmark.sweep import Session, prepare_resume
+    from benchmark.training import TrainingInterrupted
 
-    settings = long.settings()
-    checkpoint_meta = {"every_minutes": settings.every_minutes, "keep": settings.keep}
-    plan = None
-    if long.resume is not None:
-        run_dir = long.resume
-        meta_path = run_dir / "meta.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else collect_meta()
-        plan = prepare_resume(run_dir, cells, label_columns, settings, extra_csvs)
-        meta.setdefault("resumes", []).append({
-            "when": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "command_line": " ".join(["s5bench", *sys.argv[1:]]),
-            "from_update": plan.from_update(cells, label_columns),
-            "finished_cells": len(plan.done),
-            "checkpoint": checkpoint_meta,
-            **{k: v for k, v in device_info().items() if k != "devices"},
-        })
-        for note in plan.notes:
-            err_console.print(f"resume: {note}", markup=False, highlight=False, soft_wrap=True)
-    else:
-        try:
-            run_dir = make_run_dir(out, run_id, force)
-        except (RunExistsError, OSError) as error:
-            raise _fail(str(error)) from None
-        write_json(run_dir / "config.json", config_doc)
-        meta = collect_meta(_backbone_meta(cell.config for cell in cells))
-        meta["checkpoint"] = checkpoint_meta
-    meta["devices_limit"] = long.devices
-    write_json(run_dir / "meta.json", meta)
-    return Session(run_dir, checkpoint=settings, devices=long.devices,
-                   should_stop=stop.requested, resume=plan, meta=meta)
+    if multihost:  # before devices are counted: every host's devices join the run
+        from benchmark.sharding import init_multihost
 
-
-def _resume_hint(command: str, run_dir: Path) -> str:
-    """The short command that continues a stopped run: the folder knows its own options."""
-    import shlex
-
-    return shlex.join(["s5bench", command, "--resume", str(run_dir)])
-
-
-def _train(command: str, config_doc: dict, cells: list, label_columns, out: Path,
-           run_id: str | None, force: bool, long: LongRun, train, *, what: str = "",
-           extra_csvs: dict[str, tuple[str, ...]] | None = None):
-    """Open (or, with --resume, reopen) the run folder and call ``train(session)``.
-
-    Ctrl-C and SIGTERM are caught for the whole run; a stop becomes one line saying how to
-    resume, and exit status 130. Returns ``(run_dir, whatever train returned)``.
-    """
-    from benchmark.training import StopRequest, TrainingInterrupted
-
+        init_multihost()
+    experiment = experiments.experiment(name)
+    try:
+        if resume is not None and (run_id is not None or force):
+            raise _fail(f"--resume continues {resume}; it takes no --run-id or --force")
+        if given.get("shard") is not None and run_id is None and resume is None:
+            raise _fail("--shard needs --run-id: every shard of a sweep writes into the "
+                        "same sweep folder")
+        options = resolve_options(name, resume, given, _typed(ctx, given))
+        job = experiments.prepare(
+            experiment, options, resume=resume, devices=devices,
+            checkpoint=CheckpointSettings(every_minutes=checkpoint_every,
+                                          keep=keep_checkpoints))
+    except ValueError as error:
+        raise _fail(_error_line(ctx, error)) from None
     with StopRequest(err_console.print) as stop:
-        session = _start_session(command, config_doc, cells, label_columns, out, run_id,
-                                 force, long, stop, extra_csvs)
-        console.print(f"[bold]s5bench {command}[/]: {len(cells)} cell(s){what}, writing to "
-                      f"{session.run_dir}")
         try:
-            return session.run_dir, train(session)
-        except TrainingInterrupted as error:
-            raise _stopped(error, command, session.run_dir) from None
-
-
-def _finish(rows: list[dict], run_dir: Path) -> None:
-    """Name the run folder; exit 1 unless every seed of every cell finished."""
-    console.print(f"results: {run_dir}")
-    if any(row["status"] != "ok" for row in rows):
-        raise typer.Exit(code=1)
-
-
-def _stopped(error, command: str, run_dir: Path) -> typer.Exit:
-    saved = "checkpoint saved" if error.saved else "nothing new to save"
-    err_console.print(f"stopped at update {error.update} of {error.num_updates} ({saved}); "
-                      f"every finished row is in {run_dir}. Resume with: "
-                      f"{_resume_hint(command, run_dir)}", markup=False, highlight=False,
-                      soft_wrap=True)
-    return typer.Exit(code=130)
-
-
-# ----------------------------------------------------------------------------- popgym
-
-
-def _validate_models(names: list[str]) -> list[str]:
-    from models import backbone_config_class
-
-    if not names:
-        raise BadInput("no model given; valid models: " + ", ".join(_model_names()))
-    for name in names:
-        try:
-            backbone_config_class(name)
+            folder, resume_plan = experiments.open_folder(job, out, run_id, force)
+        except RunExistsError as error:
+            raise _fail(f"{error}; pass --force to overwrite, choose another --run-id, or "
+                        f"--resume it") from None
         except ValueError as error:
-            raise BadInput(str(error)) from None
-    return list(dict.fromkeys(names))
+            raise _fail(_error_line(ctx, error)) from None
+        for note in resume_plan.notes if resume_plan else ():
+            err_console.print(f"resume: {note}", markup=False, highlight=False,
+                              soft_wrap=True)
+        console.print(f"[bold]s5bench {name}[/]: {len(job.plan.cells)} cell(s)"
+                      f"{job.plan.describe}, writing to {folder.path}")
+        try:
+            outcome = experiments.train(job, folder, resume_plan, console, stop.requested)
+        except TrainingInterrupted as error:
+            saved = "checkpoint saved" if error.saved else "nothing new to save"
+            err_console.print(
+                f"stopped at update {error.update} of {error.num_updates} ({saved}); every "
+                f"finished row is in {folder.path}. Resume with: "
+                f"{resume_command(name, folder.path)}", markup=False, highlight=False,
+                soft_wrap=True)
+            raise typer.Exit(code=130) from None
+    _report(experiment, outcome, folder.path)
+
+
+def _report(experiment, outcome, run_dir: Path) -> None:
+    """Print the summary and the experiment's tables; exit 1 unless every seed finished."""
+    from benchmark.sweep import summary_table
+
+    console.print(summary_table(outcome.rows, experiment.labels, experiment.summary_title))
+    for table in outcome.tables:
+        console.print(table)
+    console.print(f"results: {run_dir}")
+    if any(row["status"] != "ok" for row in outcome.rows):
+        raise typer.Exit(code=1)
 
 
 def _model_names() -> list[str]:
@@ -299,43 +196,7 @@ def _model_names() -> list[str]:
     return list(BACKBONES)
 
 
-def _validate_envs(selections: list[str]) -> list[str]:
-    from envs import expand
-
-    if not selections:
-        raise BadInput("no environment given; give an id, alias or family from "
-                       "`s5bench envs`, or all")
-    env_ids: list[str] = []
-    for selection in selections:
-        try:
-            env_ids += expand(selection)
-        except ValueError as error:
-            raise BadInput(str(error)) from None
-    return list(dict.fromkeys(env_ids))
-
-
-def _build_run_configs(models: list[str], env_ids: list[str], preset: str, seeds: int,
-                       seed: int, total_steps: int | None, assignments: list[str]):
-    """One validated ``RunConfig`` per (model, env); raises BadInput on any bad value."""
-    from benchmark.config import check_run_size, make_preset, override, with_total_timesteps
-
-    try:
-        check_run_size(seeds, total_steps)
-    except ValueError as error:
-        raise BadInput(str(error)) from None
-    configs = {}
-    for model in models:
-        for env_id in env_ids:
-            try:
-                config = make_preset(preset, model, env_id, num_seeds=seeds)
-                config = dataclasses.replace(config, seed=seed)
-                config = override(config, assignments)
-                if total_steps is not None:
-                    config = with_total_timesteps(config, total_steps)
-            except ValueError as error:
-                raise BadInput(str(error)) from None
-            configs[model, env_id] = config
-    return configs
+# ----------------------------------------------------------------------------- popgym
 
 
 @app.command()
@@ -368,6 +229,7 @@ def popgym(
     keep_checkpoints: KeepCheckpointsOption = 2,
     devices: DevicesOption = None,
     multihost: MultihostOption = False,
+    shard: ShardOption = None,
 ) -> None:
     """Train backbones with PPO on POPGym (or any registered) environments.
 
@@ -376,48 +238,12 @@ def popgym(
     Exit status: 0 when every seed finished, 1 when a seed diverged or a cell failed,
     2 for bad input, 130 when stopped (Ctrl-C; the printed command resumes).
     """
-    from benchmark.config import to_dict
-    from benchmark.sweep import Cell, run_cells, summary_table
-
-    long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
-    try:
-        options = _run_options(ctx, "popgym", resume, {
-            "model": _split(model), "env": _split(env), "seeds": seeds, "preset": preset,
-            "total_steps": total_steps, "set_": set_ or [], "seed": seed})
-        models = _validate_models(options["model"])
-        env_ids = _validate_envs(options["env"])
-        configs = _build_run_configs(models, env_ids, options["preset"], options["seeds"],
-                                     options["seed"], options["total_steps"], options["set_"])
-        config_doc = {"command": "popgym", "options": options,
-                      "runs": [to_dict(c) for c in configs.values()]}
-        _validate_long_run(long, "popgym", config_doc, run_id, force)
-    except BadInput as error:
-        raise _fail(str(error)) from None
-    cells = [Cell({"model": model, "env": env_id}, config)
-             for (model, env_id), config in configs.items()]
-    labels = ("model", "env")
-    run_dir, rows = _train("popgym", config_doc, cells, labels, out, run_id, force, long,
-                           lambda session: run_cells(cells, session.run_dir, labels, console,
-                                                     session=session))
-    console.print(summary_table(rows, labels, "popgym: mean over seeds"))
-    if len({row["env"] for row in rows}) > 1:
-        from benchmark.aggregate import aggregate_by_model
-        from benchmark.results import CsvLog
-        from benchmark.schema import AGGREGATE_COLUMNS
-
-        with CsvLog(run_dir / "aggregate.csv", AGGREGATE_COLUMNS) as log:
-            log.write_many(aggregate_by_model(rows))
-    _finish(rows, run_dir)
-
-
-def _backbone_meta(configs) -> dict:
-    """Settings resolved at run time (e.g. which S5 evaluation ran on this backend)."""
-    meta = {}
-    for config in configs:
-        resolved = getattr(config.backbone, "resolved_evaluation", None)
-        if resolved is not None:
-            meta[f"{config.model}_evaluation"] = resolved
-    return meta
+    _train_command(
+        ctx, "popgym", {"model": _split(model), "env": _split(env), "seeds": seeds,
+                        "preset": preset, "total_steps": total_steps, "set_": set_ or [],
+                        "seed": seed, "shard": shard},
+        out=out, run_id=run_id, force=force, resume=resume, checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints, devices=devices, multihost=multihost)
 
 
 # ----------------------------------------------------------------------------- memory
@@ -456,6 +282,7 @@ def memory(
     keep_checkpoints: KeepCheckpointsOption = 2,
     devices: DevicesOption = None,
     multihost: MultihostOption = False,
+    shard: ShardOption = None,
 ) -> None:
     """Train backbones with PPO on bsuite's MemoryChain over a sweep of memory lengths.
 
@@ -466,47 +293,13 @@ def memory(
     model, memory_length and seed, with success = best return >= 0.8, i.e. at least 90%
     of cues recalled).
     """
-    from benchmark.config import to_dict
-    from benchmark.memory import (
-        ENV_ID,
-        EXTRA_SUMMARY,
-        LABEL_COLUMNS,
-        SUCCESS_RETURN,
-        build_cells,
-    )
-    from benchmark.speed import parse_lengths
-    from benchmark.sweep import run_cells, summary_table
-
-    long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
-    try:
-        options = _run_options(ctx, "memory", resume, {
-            "model": _split(model) if model is not None else _model_names(),
-            "lengths": lengths, "seeds": seeds, "preset": preset, "total_steps": total_steps,
-            "set_": set_ or [], "seed": seed})
-        names = _validate_models(options["model"])
-        try:
-            memory_lengths = parse_lengths(options["lengths"])
-        except ValueError as error:
-            raise BadInput(f"--lengths: {error}") from None
-        try:
-            cells = build_cells(names, memory_lengths, options["preset"], options["seeds"],
-                                options["seed"], options["total_steps"], options["set_"])
-        except ValueError as error:
-            raise BadInput(str(error)) from None
-        runs = [{**to_dict(cell.config), "memory_length": cell.labels["memory_length"],
-                 "env_params": dict(cell.env_params)} for cell in cells]
-        config_doc = {"command": "memory", "options": options, "env_id": ENV_ID,
-                      "success_return": SUCCESS_RETURN, "models": names,
-                      "memory_lengths": memory_lengths, "runs": runs}
-        _validate_long_run(long, "memory", config_doc, run_id, force)
-    except BadInput as error:
-        raise _fail(str(error)) from None
-    run_dir, rows = _train(
-        "memory", config_doc, cells, LABEL_COLUMNS, out, run_id, force, long,
-        lambda session: run_cells(cells, session.run_dir, LABEL_COLUMNS, console,
-                                  extra_summary=EXTRA_SUMMARY, session=session))
-    console.print(summary_table(rows, LABEL_COLUMNS, "memory: mean over seeds"))
-    _finish(rows, run_dir)
+    _train_command(
+        ctx, "memory", {"model": _split(model) if model is not None else _model_names(),
+                        "lengths": lengths, "seeds": seeds, "preset": preset,
+                        "total_steps": total_steps, "set_": set_ or [], "seed": seed,
+                        "shard": shard},
+        out=out, run_id=run_id, force=force, resume=resume, checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints, devices=devices, multihost=multihost)
 
 
 # ----------------------------------------------------------------------------- figures
@@ -589,78 +382,37 @@ def speed(
     the timed repeats, tokens per second and a status (ok, oom, timeout, error, skipped).
     The defaults are CPU-sized (B 4, width 64, 2 layers, 5 repeats, 60 s per cell).
     """
-    import os
+    from benchmark import speed as sweep
+    from benchmark.run_folder import resume_command
 
-    from benchmark.results import RunExistsError, collect_meta, make_run_dir, write_json
-    from benchmark.speed import (
-        SpeedConfig,
-        check_resumable,
-        parse_lengths,
-        run_sweep,
-        summary_table,
-    )
-
+    if resume is not None and (run_id is not None or force):
+        raise _fail(f"--resume continues {resume}; it takes no --run-id or --force")
+    given = {"seq_len": seq_len, "model": None if model is None else _split(model),
+             "mode": None if mode is None else _split(mode), "batch": batch,
+             "d_model": d_model, "layers": layers, "repeats": repeats, "warmup": warmup,
+             "max_seconds": max_seconds}
     try:
-        if resume is not None and (run_id is not None or force):
-            raise BadInput(f"--resume continues {resume}; it takes no --run-id or --force")
-        try:
-            lengths = parse_lengths(seq_len)
-        except ValueError as error:
-            raise BadInput(f"--seq-len: {error}") from None
-        names = _validate_models(_split(model)) if model is not None else _model_names()
-        modes = _split(mode) if mode is not None else ["train", "infer", "rollout"]
-        options = _run_options(
-            ctx, "speed", resume,
-            {"seq_len": lengths, "model": names, "mode": list(dict.fromkeys(modes)),
-             "batch": batch, "d_model": d_model, "layers": layers, "repeats": repeats,
-             "warmup": warmup, "max_seconds": max_seconds},
-            extendable=("seq_len", "model", "mode"), legacy=_legacy_speed_options)
-        try:
-            config = SpeedConfig(
-                seq_lens=tuple(sorted(options["seq_len"])), models=tuple(options["model"]),
-                modes=tuple(options["mode"]), batch=options["batch"],
-                d_model=options["d_model"], num_layers=options["layers"],
-                repeats=options["repeats"], warmup=options["warmup"],
-                max_seconds=options["max_seconds"])
-            if resume is not None:
-                check_resumable(_saved_run_config(resume, "speed"), config)
-        except ValueError as error:
-            raise BadInput(str(error)) from None
-    except BadInput as error:
-        raise _fail(str(error)) from None
-
-    # Timings on a shared machine depend on what else runs: keep the load beside them.
-    session = collect_meta({"load_average": list(os.getloadavg())})
-    if resume is not None:
-        run_dir = resume
-        meta = json.loads((run_dir / "meta.json").read_text()) if (
-            run_dir / "meta.json").is_file() else dict(session)
-        meta.setdefault("resumed", []).append(session)
-    else:
-        try:
-            run_dir = make_run_dir(out, run_id, force)
-        except (RunExistsError, OSError) as error:
-            raise _fail(f"{error} (or --resume {out / run_id if run_id else 'DIR'} to "
-                        f"continue it)") from None
-        meta = session
-    write_json(run_dir / "config.json",
-               {"command": "speed", "options": options, **dataclasses.asdict(config)})
-    write_json(run_dir / "meta.json", meta)
+        options, config = sweep.prepare(given, _typed(ctx, given), resume)
+        folder = sweep.open_sweep(options, config, out, run_id, force, resume)
+    except ValueError as error:
+        hint = f" (or --resume {out / run_id if run_id else 'DIR'} to continue it)"
+        raise _fail(_error_line(ctx, error) + (
+            hint if "already holds results" in str(error) else "")) from None
     console.print(f"[bold]s5bench speed[/]: {', '.join(config.models)} x "
                   f"{', '.join(config.modes)} at T in {list(config.seq_lens)}, B={config.batch}; "
-                  f"writing to {run_dir}")
+                  f"writing to {folder.path}")
     try:
-        rows = run_sweep(config, run_dir / "speed.csv", console)
+        rows = sweep.run_sweep(config, folder.path / "speed.csv", console)
     except KeyboardInterrupt:
-        err_console.print(f"interrupted: every finished row is in {run_dir}; continue with: "
-                          f"{_resume_hint('speed', run_dir)}", markup=False, highlight=False,
-                          soft_wrap=True)
+        err_console.print(f"interrupted: every finished row is in {folder.path}; continue "
+                          f"with: {resume_command('speed', folder.path)}", markup=False,
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(code=130) from None
-    session["load_average_end"] = list(os.getloadavg())
-    write_json(run_dir / "meta.json", meta)
-    console.print(summary_table(rows, f"median seconds per call on {meta['backend']} "
-                                      f"({rows[0]['device'] if rows else '?'})"))
-    console.print(f"results: {run_dir}")
+    sweep.close_sweep(folder)
+    console.print(sweep.summary_table(rows, f"median seconds per call on "
+                                            f"{folder.meta['backend']} "
+                                            f"({rows[0]['device'] if rows else '?'})"))
+    console.print(f"results: {folder.path}")
     if any(row["status"] == "error" for row in rows):
         err_console.print("some cells failed with an error; see the message column")
         raise typer.Exit(code=1)
@@ -685,15 +437,8 @@ def reference(
     the projected time of the paper's 15M-step run beside the paper's A40 figures) and
     figures/. Sized for one H100/H200-class GPU: a few minutes with compilation.
     """
-    from benchmark.config import to_dict
-    from benchmark.reference import (
-        folder_name,
-        reference_plan,
-        throughput_rows,
-        total_steps,
-    )
-    from benchmark.results import CsvLog, device_info, device_name, read_rows, write_json
-    from benchmark.schema import THROUGHPUT_COLUMNS
+    from benchmark.reference import folder_name, reference_plan, total_steps, write_results
+    from benchmark.results import device_info
 
     plan = reference_plan("tiny" if tiny else "full")
     folder = out / folder_name(device_info(), plan.size)
@@ -722,14 +467,7 @@ def reference(
         if stop.exit_code != 1:
             raise
         failed = True
-    rows = throughput_rows(read_rows(parts[1] / "summary.csv"), plan, device_name())
-    (folder / "throughput.csv").unlink(missing_ok=True)
-    with CsvLog(folder / "throughput.csv", THROUGHPUT_COLUMNS) as log:
-        log.write_many(rows)
-    write_json(folder / "plan.json", {"size": plan.size, "speed": to_dict(plan.speed),
-                                      "models": plan.models, "env": plan.env,
-                                      "preset": plan.preset, "seeds": plan.seeds,
-                                      "updates": plan.updates, "overrides": plan.overrides})
+    rows = write_results(folder, plan)
     console.print(_throughput_table(rows))
     figures(results=folder, out=folder / "figures")
     if failed:
@@ -739,6 +477,8 @@ def reference(
 def _throughput_table(rows: list[dict]):
     from rich.table import Table
 
+    from benchmark.run_folder import shown
+
     table = Table(title="End to end: the paper preset's throughput and the paper's 15M steps")
     for column in ("model", "seeds", "compile s", "env steps/s per seed",
                    "15M steps, all seeds (s)", "per seed (s)", "paper A40 per seed (s)"):
@@ -746,17 +486,9 @@ def _throughput_table(rows: list[dict]):
     for row in rows:
         table.add_row(row["model"], str(row["seeds"]), f"{row['compile_s']:.1f}",
                       f"{row['env_steps_per_s_per_seed']:,.0f}",
-                      _shown(row["projected_15m_s"]), _shown(row["projected_15m_s_per_seed"]),
-                      _shown(row["paper_a40_s_per_seed"]))
+                      shown(row["projected_15m_s"]), shown(row["projected_15m_s_per_seed"]),
+                      shown(row["paper_a40_s_per_seed"]))
     return table
-
-
-def _legacy_speed_options(saved: dict) -> dict:
-    """The options of a speed folder written before config.json kept them."""
-    return {"seq_len": saved["seq_lens"], "model": saved["models"], "mode": saved["modes"],
-            "batch": saved["batch"], "d_model": saved["d_model"], "layers": saved["num_layers"],
-            "repeats": saved["repeats"], "warmup": saved["warmup"],
-            "max_seconds": saved["max_seconds"]}
 
 
 # ----------------------------------------------------------------------------- meta
@@ -805,6 +537,7 @@ def meta(
     keep_checkpoints: KeepCheckpointsOption = 2,
     devices: DevicesOption = None,
     multihost: MultihostOption = False,
+    shard: ShardOption = None,
 ) -> None:
     """In-context meta-RL: train on randomly projected tasks, evaluate trial by trial.
 
@@ -815,55 +548,35 @@ def meta(
     OUT/RUN_ID/ with config.json, meta.json, curves.csv, summary.csv and trials.csv (one
     row per model, seed, split, base env and trial index: the in-context learning curve).
     """
-    from rich.table import Table
+    _train_command(
+        ctx, "meta", {"model": _split(model) if model is not None else _model_names(),
+                      "suite": suite, "held_out": held_out, "trials": trials,
+                      "trial_length": trial_length, "eval_episodes": eval_episodes,
+                      "eval_trials": eval_trials, "seeds": seeds, "preset": preset,
+                      "total_steps": total_steps, "set_": set_ or [], "seed": seed,
+                      "shard": shard},
+        out=out, run_id=run_id, force=force, resume=resume, checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints, devices=devices, multihost=multihost)
 
-    from benchmark.config import to_dict
-    from benchmark.meta_rl import (
-        LABEL_COLUMNS,
-        build_cells,
-        make_settings,
-        run_meta,
-        trial_table_rows,
-    )
-    from benchmark.sweep import summary_table
 
-    long = LongRun(resume, checkpoint_every, keep_checkpoints, devices, multihost)
+@app.command()
+def merge(
+    sweep: Annotated[Path, typer.Argument(
+        help="The sweep folder whose shard-I-of-N folders are joined (OUT/RUN_ID).")],
+) -> None:
+    """Join the shards of a sweep (--shard I/N) into the tables one job would have written.
+
+    Every shard must have finished. SWEEP then holds config.json (every run, in the sweep's
+    order), meta.json (naming each shard's), curves.csv, summary.csv and the experiment's
+    other tables (aggregate.csv, trials.csv), so `s5bench figures` draws it as one run.
+    """
+    from benchmark import experiments
+
     try:
-        options = _run_options(ctx, "meta", resume, {
-            "model": _split(model) if model is not None else _model_names(),
-            "suite": suite, "held_out": held_out, "trials": trials,
-            "trial_length": trial_length, "eval_episodes": eval_episodes,
-            "eval_trials": eval_trials, "seeds": seeds,
-            "preset": preset, "total_steps": total_steps, "set_": set_ or [], "seed": seed})
-        names = _validate_models(options["model"])
-        try:
-            settings = make_settings(options["preset"], options["suite"], options["held_out"],
-                                     options["trials"], options["trial_length"],
-                                     options["eval_trials"],
-                                     eval_episodes=options["eval_episodes"])
-            cells = build_cells(names, settings, options["preset"], options["seeds"],
-                                options["seed"], options["total_steps"], options["set_"])
-        except ValueError as error:
-            raise BadInput(str(error)) from None
-        config_doc = {"command": "meta", "options": options, **dataclasses.asdict(settings),
-                      "runs": [to_dict(cell.config) for cell in cells]}
-        _validate_long_run(long, "meta", config_doc, run_id, force)
-    except BadInput as error:
+        outcome, experiment = experiments.merge(sweep)
+    except ValueError as error:
         raise _fail(str(error)) from None
-    run_dir, (rows, trials) = _train(
-        "meta", config_doc, cells, LABEL_COLUMNS, out, run_id, force, long,
-        lambda session: run_meta(cells, settings, session.run_dir, console, session=session),
-        what=f" on {settings.suite}, K={settings.num_trials}",
-        # trials.csv's suite column is the evaluated split's suite, so match rows by model
-        extra_csvs={"trials.csv": ("model",)})
-    console.print(summary_table(rows, LABEL_COLUMNS, "meta training: mean over seeds"))
-    table = Table(title="meta evaluation: mean return per trial (over base envs and seeds)")
-    for name in ("model", "split", "K", "trial 1", "trial K"):
-        table.add_column(name, justify="left" if name in ("model", "split") else "right")
-    for model_name, split, last, first_return, last_return in trial_table_rows(trials):
-        table.add_row(model_name, split, str(last), f"{first_return:.3f}", f"{last_return:.3f}")
-    console.print(table)
-    _finish(rows, run_dir)
+    _report(experiment, outcome, sweep)
 
 
 # ----------------------------------------------------------------------------- listings
@@ -880,6 +593,7 @@ def models() -> None:
 
 @app.command()
 def envs(
+    ctx: typer.Context,
     suite: Annotated[str | None, typer.Option(
         help="Only this suite (popgym, probe, meta, gymnax).")] = None,
     bench: Annotated[bool, typer.Option(
@@ -898,7 +612,7 @@ def envs(
 ) -> None:
     """List the registered environments, one line each, with their aliases (or --bench them)."""
     if bench:
-        _bench_envs(env, batch, steps, repeats, out, run_id)
+        _bench_envs(ctx, env, batch, steps, repeats, out, run_id)
         return
     from benchmark.describe import env_lines
 
@@ -910,44 +624,30 @@ def envs(
         typer.echo(line)
 
 
-def _bench_envs(selection: list[str], batch: int, steps: int, repeats: int, out: Path,
-                run_id: str | None) -> None:
+def _bench_envs(ctx: typer.Context, selection: list[str], batch: int, steps: int,
+                repeats: int, out: Path, run_id: str | None) -> None:
     from rich.table import Table
 
-    from benchmark.env_bench import EnvBenchConfig, bench_env
-    from benchmark.results import (
-        CsvLog,
-        RunExistsError,
-        collect_meta,
-        device_name,
-        make_run_dir,
-        write_json,
-    )
-    from benchmark.schema import BENCH_COLUMNS
+    from benchmark.env_bench import EnvBenchConfig, bench_envs, open_bench
+    from benchmark.sweep import validated_envs
 
     try:
-        env_ids = _validate_envs(_split(selection))
+        env_ids = validated_envs(_split(selection))
         config = EnvBenchConfig(batch=batch, num_steps=steps, repeats=repeats)
-        run_dir = make_run_dir(out, run_id)
-    except (BadInput, ValueError, RunExistsError) as error:
-        raise _fail(str(error)) from None
-    write_json(run_dir / "config.json", {"command": "envs --bench", "envs": env_ids,
-                                         **dataclasses.asdict(config)})
-    write_json(run_dir / "meta.json", collect_meta())
-    device = device_name()
-    table = Table(title=f"environment steps/s on {device} (port: batch {batch})")
+        folder = open_bench(env_ids, config, out, run_id)
+    except ValueError as error:
+        raise _fail(_error_line(ctx, error)) from None
+    table = Table(title=f"environment steps/s on {folder.meta['device_kind']} (port: batch "
+                        f"{batch})")
     for name in ("env", "port steps/s", "reference steps/s", "speedup", "compile s"):
         table.add_column(name, justify="left" if name == "env" else "right")
-    with CsvLog(run_dir / "env_bench.csv", BENCH_COLUMNS) as log:
-        for env_id in env_ids:
-            console.print(f"timing {env_id} …")
-            row = bench_env(env_id, config, device)
-            log.write(row)
-            table.add_row(env_id, f"{row['port_steps_per_s']:,.0f}",
-                          f"{row['reference_steps_per_s']:,.0f}", f"{row['speedup']:,.0f}x",
-                          f"{row['compile_s']:.1f}")
+    for row in bench_envs(folder, env_ids, config,
+                          on_start=lambda env_id: console.print(f"timing {env_id} …")):
+        table.add_row(row["env"], f"{row['port_steps_per_s']:,.0f}",
+                      f"{row['reference_steps_per_s']:,.0f}", f"{row['speedup']:,.0f}x",
+                      f"{row['compile_s']:.1f}")
     console.print(table)
-    console.print(f"results: {run_dir}")
+    console.print(f"results: {folder.path}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from benchmark.errors import ConfigError
 from benchmark.results import write_json
 
 MANIFEST = "s5bench-manifest.json"
@@ -44,9 +45,10 @@ class CheckpointSettings:
 
     def __post_init__(self):
         if not (self.every_minutes >= 0 and math.isfinite(self.every_minutes)):
-            raise ValueError(f"--checkpoint-every must be >= 0 minutes, got {self.every_minutes}")
+            raise ConfigError("checkpoint.every_minutes",
+                              f"must be >= 0 minutes, got {self.every_minutes}")
         if self.keep < 1:
-            raise ValueError(f"--keep-checkpoints must be at least 1, got {self.keep}")
+            raise ConfigError("checkpoint.keep", f"must be at least 1, got {self.keep}")
 
 
 @dataclass

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmark.errors import ConfigError
 from models import BACKBONES, backbone_config_class
 from models.actor_critic import NetworkConfig
 
@@ -79,10 +81,14 @@ class PPOConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class EnvConfig:
-    """Which environment, and how it is presented to the agent."""
+    """Which environment, with which settings, and how it is presented to the agent."""
 
     env_id: str = "RepeatPreviousEasy"  # any id from `s5bench envs`
     previous_action: bool = True  # append previous action + episode-start flag (the paper's)
+    # Fields of the environment's EnvParams replaced (e.g. MemoryChain's memory_length).
+    params: Mapping[str, Any] = field(default_factory=dict)
+    # Arguments of the environment's constructor (e.g. MetaEnv's trials per episode).
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,10 +164,41 @@ PRESETS = {"paper": paper, "quick": quick}
 
 def make_preset(name: str, model: str, env_id: str = EnvConfig.env_id,
                 num_seeds: int = 1) -> RunConfig:
-    """Build preset ``name``; a ValueError lists the valid presets."""
+    """Build preset ``name``; a ``ConfigError`` lists the valid presets."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+        raise ConfigError("preset", f"unknown preset {name!r}; valid presets: "
+                          f"{', '.join(PRESETS)}")
     return PRESETS[name](model, env_id, num_seeds)
+
+
+def build_run_config(preset: str, model: str, env_id: str, *, num_seeds: int = 1,
+                     seed: int = 0, adapt: Callable[[RunConfig], RunConfig] | None = None,
+                     assignments: Sequence[str] = (),
+                     total_timesteps: int | None = None) -> RunConfig:
+    """The one way a run's config is built, in this order, each step validated:
+
+    1. the preset (``paper`` or ``quick``) for ``model`` on ``env_id``, ``num_seeds`` and
+       ``seed``;
+    2. ``adapt``: what an experiment changes for its task (the memory length's rollout and
+       environment settings, the meta suite's environment), before the user's overrides;
+    3. ``assignments``: ``key=value`` overrides (``override``), so the user has the last
+       word on every field;
+    4. ``total_timesteps``, the run's budget, if given.
+
+    Raises ``ConfigError`` (a field and what is wrong with it) on any bad value.
+    """
+    if num_seeds <= 0:
+        raise ConfigError("num_seeds", f"must be a positive integer, got {num_seeds}")
+    if total_timesteps is not None and total_timesteps <= 0:
+        raise ConfigError("ppo.total_timesteps",
+                          f"must be a positive integer, got {total_timesteps}")
+    config = dataclasses.replace(make_preset(preset, model, env_id, num_seeds), seed=seed)
+    if adapt is not None:
+        config = adapt(config)
+    config = override(config, assignments)
+    if total_timesteps is not None:
+        config = with_total_timesteps(config, total_timesteps)
+    return config
 
 
 # ----------------------------------------------------------------------------- overrides
@@ -173,10 +210,15 @@ def settable_keys(config: RunConfig) -> list[str]:
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if dataclasses.is_dataclass(value):
-            keys += [f"{f.name}.{g.name}" for g in dataclasses.fields(value)]
+            keys += [f"{f.name}.{g.name}" for g in dataclasses.fields(value)
+                     if not isinstance(getattr(value, g.name), Mapping)]
         elif f.name not in ("model", "preset"):
             keys.append(f.name)
     return keys
+
+
+class OverrideError(ValueError):
+    """A ``key=value`` override that names no field or holds a malformed value."""
 
 
 def _parse(text: str, current: Any, key: str) -> Any:
@@ -187,7 +229,7 @@ def _parse(text: str, current: Any, key: str) -> Any:
             return True
         if text.lower() in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"--set {key}: expected true or false, got {text!r}")
+        raise OverrideError(f"{key}: expected true or false, got {text!r}")
     try:
         if isinstance(current, int):
             value = float(text)
@@ -198,12 +240,12 @@ def _parse(text: str, current: Any, key: str) -> Any:
             return float(text)
     except ValueError:
         kind = type(current).__name__
-        raise ValueError(f"--set {key}: expected {kind}, got {text!r}") from None
+        raise OverrideError(f"{key}: expected {kind}, got {text!r}") from None
     return text
 
 
-def override(config: RunConfig, assignments: list[str]) -> RunConfig:
-    """Apply ``key=value`` assignments; unknown keys and malformed values raise ValueError.
+def override(config: RunConfig, assignments: Sequence[str]) -> RunConfig:
+    """Apply ``key=value`` assignments; unknown keys and malformed values: ``OverrideError``.
 
     Validation (``__post_init__``) reruns on every replaced dataclass, so an override
     that breaks an invariant (say num_envs not divisible by num_minibatches) fails here.
@@ -213,9 +255,9 @@ def override(config: RunConfig, assignments: list[str]) -> RunConfig:
         key, sep, text = assignment.partition("=")
         key = key.strip()
         if not sep:
-            raise ValueError(f"--set expects key=value, got {assignment!r}")
+            raise OverrideError(f"expects key=value, got {assignment!r}")
         if key not in valid:
-            raise ValueError(f"--set: unknown key {key!r}; valid keys: {', '.join(valid)}")
+            raise OverrideError(f"unknown key {key!r}; valid keys: {', '.join(valid)}")
         if "." in key:
             section, name = key.split(".", 1)
             sub = getattr(config, section)
@@ -226,14 +268,6 @@ def override(config: RunConfig, assignments: list[str]) -> RunConfig:
             value = _parse(text.strip(), getattr(config, key), key)
             config = dataclasses.replace(config, **{key: value})
     return config
-
-
-def check_run_size(seeds: int, total_steps: int | None) -> None:
-    """The command-line sizes every training command takes; ValueError names a bad one."""
-    if seeds <= 0:
-        raise ValueError(f"--seeds must be a positive integer, got {seeds}")
-    if total_steps is not None and total_steps <= 0:
-        raise ValueError(f"--total-steps must be a positive integer, got {total_steps}")
 
 
 def with_total_timesteps(config: RunConfig, total: int) -> RunConfig:
@@ -257,10 +291,15 @@ def from_dict(data: dict) -> RunConfig:
     """Inverse of ``to_dict``: the backbone section is rebuilt from the model name.
 
     Files written by earlier versions rebuild the run they describe: a missing setting
-    takes the value those versions used (``_LEGACY_*``), and ``head_size`` (one encoder
-    layer and one hidden layer per head) becomes ``NetworkConfig.single_layer``.
+    takes the value those versions used (``_LEGACY_*``), ``head_size`` (one encoder
+    layer and one hidden layer per head) becomes ``NetworkConfig.single_layer``, and a
+    memory run's ``env_params`` (kept beside the config then) become ``env.params``.
     """
     data = dict(data)
+    # Memory runs written before the environment's settings lived in EnvConfig kept them
+    # beside the config.
+    data.pop("memory_length", None)
+    legacy_env_params = data.pop("env_params", None)
     backbone_cls = BACKBONES[data["model"]]
     legacy_backbone = _LEGACY_BACKBONE.get(data["model"], {})
     if "network" in data:
@@ -272,7 +311,7 @@ def from_dict(data: dict) -> RunConfig:
             **data,
             "backbone": backbone_cls(**{**legacy_backbone, **data["backbone"]}),
             "ppo": PPOConfig(**{**_LEGACY_PPO, **data["ppo"]}),
-            "env": EnvConfig(**data["env"]),
+            "env": EnvConfig(**{"params": legacy_env_params or {}, **data["env"]}),
             "network": network,
         }
     )

@@ -11,16 +11,19 @@ episode ends: the way most PyTorch POPGym pipelines collect data, one environmen
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import jax
 
+from benchmark.errors import ConfigError
+from benchmark.schema import BENCH_COLUMNS, ENV_BENCH_CSV
 from benchmark.timing import time_function
 from envs import make
-
-_OPTIONS = {"num_steps": "steps"}  # field -> its `s5bench envs --bench` option, where they differ
-
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,11 +38,9 @@ class EnvBenchConfig:
     def __post_init__(self):
         for name in ("batch", "num_steps", "repeats"):
             if getattr(self, name) <= 0:
-                option = _OPTIONS.get(name, name.replace("_", "-"))
-                raise ValueError(f"--{option} must be positive, "
-                                 f"got {getattr(self, name)}")
+                raise ConfigError(name, f"must be positive, got {getattr(self, name)}")
         if self.reference_seconds <= 0:
-            raise ValueError("reference seconds must be positive")
+            raise ConfigError("reference_seconds", "must be positive")
 
 
 def time_port(env_id: str, config: EnvBenchConfig) -> dict[str, float]:
@@ -109,3 +110,27 @@ def bench_env(env_id: str, config: EnvBenchConfig, device: str) -> dict:
     row["reference_steps_per_s"] = reference
     row["speedup"] = row["port_steps_per_s"] / reference
     return row
+
+
+def open_bench(env_ids: Sequence[str], config: EnvBenchConfig, out: Path,
+               run_id: str | None):
+    """A new run folder for ``envs --bench`` with its config.json and meta.json."""
+    from benchmark.run_folder import create
+
+    return create(out, run_id, False, {"command": "envs --bench", "envs": list(env_ids),
+                                       **dataclasses.asdict(config)})
+
+
+def bench_envs(folder, env_ids: Sequence[str], config: EnvBenchConfig,
+               on_start: Callable[[str], None] = lambda env_id: None
+               ) -> Iterator[dict[str, Any]]:
+    """Time each environment, appending its row to env_bench.csv as soon as it is measured."""
+    from benchmark.results import CsvLog, device_name
+
+    device = device_name()
+    with CsvLog(folder.path / ENV_BENCH_CSV, BENCH_COLUMNS) as log:
+        for env_id in env_ids:
+            on_start(env_id)
+            row = bench_env(env_id, config, device)
+            log.write(row)
+            yield row

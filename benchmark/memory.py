@@ -24,21 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmark.config import (
-    RunConfig,
-    check_run_size,
-    make_preset,
-    override,
-    with_total_timesteps,
-)
+from benchmark.config import ConfigError, RunConfig, build_run_config
 from benchmark.schema import MEMORY_LABELS
-from benchmark.sweep import Cell
+from benchmark.sweep import Cell, Experiment, Plan, validated_models
 
 ENV_ID = "MemoryChain-bsuite"
-LABEL_COLUMNS = MEMORY_LABELS
 # A cell-seed succeeds when its best mean return (best window of 10% of the updates,
 # see ``sweep.summarize_returns``) reaches this: at least 90% of cues recalled,
 # since return = 2 * (fraction correct) - 1. Chance (no memory) is 0.
@@ -86,7 +79,8 @@ def memory_config(base: RunConfig, memory_length: int) -> RunConfig:
       policy could carry the cue in its own previous action (repeat the cued action every
       step), which would defeat the point of the task;
     - a backbone with a finite window (``with_reach``: Transformer-XL's per-layer memory,
-      the attention backbone's cache) reaches back over the whole episode.
+      the attention backbone's cache) reaches back over the whole episode;
+    - ``env.params`` set the memory length and the time limit (``env_params``).
     """
     ppo = base.ppo
     num_steps = rollout_length(memory_length, ppo.num_steps)
@@ -100,17 +94,18 @@ def memory_config(base: RunConfig, memory_length: int) -> RunConfig:
         backbone=with_reach(episode_steps(memory_length)) if with_reach else base.backbone,
         ppo=dataclasses.replace(ppo, num_steps=num_steps, num_envs=num_envs,
                                 num_minibatches=num_minibatches, total_timesteps=total),
-        env=dataclasses.replace(base.env, env_id=ENV_ID, previous_action=False),
+        env=dataclasses.replace(base.env, env_id=ENV_ID, previous_action=False,
+                                params=env_params(memory_length)),
     )
 
 
 def validate_lengths(lengths: Sequence[int]) -> list[int]:
-    """Distinct memory lengths in the given order; a ValueError if any is below 1."""
+    """Distinct memory lengths in the given order; a ConfigError if any is below 1."""
     if not lengths:
-        raise ValueError("no memory length given (e.g. --lengths 4..64 or --lengths 4,8,16)")
+        raise ConfigError("memory_lengths", "no memory length given")
     for length in lengths:
         if length < 1:
-            raise ValueError(f"memory lengths must be at least 1, got {length}")
+            raise ConfigError("memory_lengths", f"must be at least 1, got {length}")
     return list(dict.fromkeys(lengths))
 
 
@@ -119,25 +114,29 @@ def build_cells(models: Sequence[str], lengths: Sequence[int], preset: str, seed
                 assignments: Sequence[str] = ()) -> list[Cell]:
     """One ``Cell`` per (model, memory length); a ValueError names any bad setting.
 
-    Order: preset -> ``memory_config`` -> ``--set`` assignments -> ``--total-steps``.
-    An override that leaves the rollout shorter than an episode is an error.
+    Built by ``config.build_run_config`` with ``memory_config`` as the experiment's
+    adaptation (so ``--set`` overrides come after it). An override that leaves the
+    rollout shorter than an episode is an error.
     """
-    check_run_size(seeds, total_steps)
     cells = []
     for model in models:
         for length in validate_lengths(lengths):
-            config = make_preset(preset, model, ENV_ID, num_seeds=seeds)
-            config = memory_config(dataclasses.replace(config, seed=seed), length)
-            config = override(config, list(assignments))
-            if total_steps is not None:
-                config = with_total_timesteps(config, total_steps)
+            config = build_run_config(
+                preset, model, ENV_ID, num_seeds=seeds, seed=seed,
+                adapt=lambda base, length=length: memory_config(base, length),
+                assignments=assignments, total_timesteps=total_steps)
             if config.ppo.num_steps < episode_steps(length):
-                raise ValueError(
-                    f"ppo.num_steps={config.ppo.num_steps} does not cover an episode of "
+                raise ConfigError(
+                    "ppo.num_steps", f"{config.ppo.num_steps} does not cover an episode of "
                     f"memory length {length} ({episode_steps(length)} steps)")
-            cells.append(Cell({"model": model, "memory_length": length}, config,
-                              env_params=env_params(length)))
+            cells.append(make_cell(config))
     return cells
+
+
+def make_cell(config: RunConfig) -> Cell:
+    """A memory run's cell: its labels come from its config."""
+    return Cell({"model": config.model, "memory_length": config.env.params["memory_length"]},
+                config)
 
 
 def success(row: dict[str, Any]) -> bool | None:
@@ -149,3 +148,23 @@ def success(row: dict[str, Any]) -> bool | None:
 
 
 EXTRA_SUMMARY = {"success": success}
+
+
+def plan(options: Mapping[str, Any]) -> Plan:
+    """Every (model, memory length) cell of ``s5bench memory``'s options."""
+    from benchmark.speed import parse_lengths
+
+    names = validated_models(options["model"])
+    try:
+        parsed = parse_lengths(options["lengths"])
+    except ValueError as error:
+        raise ConfigError("memory_lengths", str(error)) from None
+    lengths = validate_lengths(parsed)
+    cells = build_cells(names, lengths, options["preset"], options["seeds"], options["seed"],
+                        options["total_steps"], options["set_"])
+    return Plan(cells, settings={"env_id": ENV_ID, "success_return": SUCCESS_RETURN,
+                                 "models": names, "memory_lengths": lengths})
+
+
+EXPERIMENT = Experiment(name="memory", labels=MEMORY_LABELS, plan=plan, make_cell=make_cell,
+                        summary_title="memory: mean over seeds", extra_summary=EXTRA_SUMMARY)

@@ -18,7 +18,7 @@ the policy, the carry reset only at the meta-episode start. ``trials.csv`` gets 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,23 +26,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from rich.console import Console
+from rich.table import Table
 
 from benchmark.config import (
     PRESETS,
+    ConfigError,
     EnvConfig,
     RunConfig,
-    check_run_size,
-    make_preset,
-    override,
-    with_total_timesteps,
+    build_run_config,
 )
 from benchmark.results import CsvLog, read_rows
-from benchmark.schema import META_LABELS, TRIAL_COLUMNS
-from benchmark.sweep import Cell, Session, run_cells
+from benchmark.schema import META_LABELS, TRIAL_COLUMNS, TRIALS_CSV
+from benchmark.sweep import Cell, Experiment, Plan, rebuilt_run, validated_models
 from benchmark.training import RunResult, build_network
-
-LABEL_COLUMNS = META_LABELS
 
 # Per preset: trials per meta-episode and the cap on a trial's steps. quick keeps a
 # meta-episode (4 x 32 steps) equal to the quick rollout (128 steps); paper uses the
@@ -76,23 +72,20 @@ class MetaSettings:
 
         for name, value in (("suite", self.suite), ("held_out", self.held_out)):
             if value is not None and value not in SUITES:
-                flag = "--suite" if name == "suite" else "--held-out"
-                raise ValueError(f"{flag}: unknown meta suite {value!r}; valid suites: "
-                                 f"{', '.join(SUITES)}")
+                raise ConfigError(name, f"unknown meta suite {value!r}; valid suites: "
+                                  f"{', '.join(SUITES)}")
         if self.held_out is not None:
             shared = set(SUITES[self.suite]) & set(SUITES[self.held_out])
             if shared:
-                raise ValueError(f"--held-out {self.held_out} overlaps the training suite "
-                                 f"{self.suite}: {', '.join(sorted(shared))}")
+                raise ConfigError("held_out", f"{self.held_out} overlaps the training suite "
+                                  f"{self.suite}: {', '.join(sorted(shared))}")
         for name in ("num_trials", "obs_size", "action_size", "eval_episodes"):
             if getattr(self, name) <= 0:
-                flag = "--trials" if name == "num_trials" else name
-                raise ValueError(f"{flag} must be a positive integer, got "
-                                 f"{getattr(self, name)}")
-        if self.trial_length < 0:
-            raise ValueError(f"--trial-length must be >= 0, got {self.trial_length}")
-        if self.eval_trials < 0:
-            raise ValueError(f"--eval-trials must be >= 0, got {self.eval_trials}")
+                raise ConfigError(name, f"must be a positive integer, got "
+                                  f"{getattr(self, name)}")
+        for name in ("trial_length", "eval_trials"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
 
     @property
     def evaluated_trials(self) -> int:
@@ -105,6 +98,12 @@ class MetaSettings:
         return {"num_trials": self.num_trials, "trial_length": self.trial_length,
                 "obs_size": self.obs_size, "action_size": self.action_size,
                 "include_action": self.include_action, "same_start": self.same_start}
+
+    def env_config(self) -> EnvConfig:
+        """The training environment: the suite's ``MetaEnv``. The previous-action wrapper
+        is off: the meta observation already carries the previous action (and reward and
+        trial-start flag)."""
+        return EnvConfig(env_id=self.suite, previous_action=False, kwargs=self.env_kwargs)
 
     def splits(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """``(split, suite, base env ids)`` evaluated: ``train`` then ``held-out``."""
@@ -125,7 +124,8 @@ def make_settings(preset: str, suite: str = "MetaControl", held_out: str | None 
     from envs.meta import DEFAULT_HELD_OUT, SAME_START_SUITES
 
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+        raise ConfigError("preset", f"unknown preset {preset!r}; valid presets: "
+                          f"{', '.join(PRESETS)}")
     base = PRESET_SETTINGS[preset]
     if held_out == "default":
         held_out = DEFAULT_HELD_OUT.get(suite)
@@ -146,21 +146,21 @@ def build_cells(models: Sequence[str], settings: MetaSettings, preset: str, seed
                 seed: int, total_steps: int | None, assignments: Sequence[str]) -> list[Cell]:
     """One validated cell per model on the training suite; raises ValueError on bad input.
 
-    The previous-action wrapper is off: the meta observation already carries the previous
-    action (and reward and trial-start flag).
+    Built by ``config.build_run_config``, the suite's environment (``env_config``) as the
+    experiment's adaptation.
     """
-    check_run_size(seeds, total_steps)
-    cells = []
-    for model in models:
-        config = make_preset(preset, model, settings.suite, num_seeds=seeds)
-        config = dataclasses.replace(
-            config, seed=seed, env=EnvConfig(env_id=settings.suite, previous_action=False))
-        config = override(config, list(assignments))
-        if total_steps is not None:
-            config = with_total_timesteps(config, total_steps)
-        cells.append(Cell({"model": model, "suite": settings.suite}, config,
-                          env_kwargs=settings.env_kwargs))
-    return cells
+    def adapt(config: RunConfig) -> RunConfig:
+        return dataclasses.replace(config, env=settings.env_config())
+
+    return [make_cell(build_run_config(preset, model, settings.suite, num_seeds=seeds,
+                                       seed=seed, adapt=adapt, assignments=assignments,
+                                       total_timesteps=total_steps))
+            for model in models]
+
+
+def make_cell(config: RunConfig) -> Cell:
+    """A meta run's cell: its labels come from its config."""
+    return Cell({"model": config.model, "suite": config.env.env_id}, config)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -237,35 +237,61 @@ def trial_rows(config: RunConfig, params: Any, settings: MetaSettings, model: st
 # ----------------------------------------------------------------------------- the sweep
 
 
-def run_meta(cells: Sequence[Cell], settings: MetaSettings, run_dir: Path,
-             console: Console | None = None, session: Session | None = None,
-             ) -> tuple[list[dict], list[dict]]:
-    """Train each cell, then evaluate it; append curves/summary/trials CSVs as they come.
+def plan(options: Mapping[str, Any]) -> Plan:
+    """One cell per model of ``s5bench meta``'s options; the settings are the context."""
+    from models import BACKBONES
 
-    Training is ``sweep.run_cells`` (checkpoints, resume, divergence as for every
-    command); each trained cell is evaluated before its summary rows are written, so a
-    cell with summary rows has its trial rows too.
+    names = validated_models(options["model"] if options["model"] is not None
+                             else list(BACKBONES))
+    settings = make_settings(options["preset"], options["suite"], options["held_out"],
+                             options["trials"], options["trial_length"],
+                             options["eval_trials"], eval_episodes=options["eval_episodes"])
+    cells = build_cells(names, settings, options["preset"], options["seeds"],
+                        options["seed"], options["total_steps"], options["set_"])
+    return Plan(cells, settings=dataclasses.asdict(settings),
+                describe=f" on {settings.suite}, K={settings.num_trials}", context=settings)
 
-    Returns:
-      ``(summary rows, trial rows)``. A cell that fails becomes ``error`` summary rows
-      (and no trial rows); the sweep goes on. On a resume, the trial rows of cells
-      finished earlier are read back from trials.csv.
+
+def evaluate_after_training(settings: MetaSettings, run_dir: Path):
+    """The after-cell hook: evaluate each trained cell, append its rows to trials.csv.
+
+    It runs before the cell's summary rows are written, so a cell with summary rows has its
+    trial rows too.
     """
-    console = console or Console()
-    trials: list[dict] = []
-    with CsvLog(run_dir / "trials.csv", TRIAL_COLUMNS) as trials_log:
 
-        def evaluate_cell(cell: Cell, result: RunResult) -> None:
-            rows = list(trial_rows(cell.config, result.runner.params, settings,
-                                   cell.labels["model"]))
-            trials_log.write_many(rows)
-            trials.extend(rows)
+    def evaluate_cell(cell: Cell, result: RunResult) -> None:
+        rows = trial_rows(cell.config, result.runner.params, settings, cell.labels["model"])
+        with CsvLog(run_dir / TRIALS_CSV, TRIAL_COLUMNS) as log:
+            log.write_many(rows)
 
-        summaries = run_cells(cells, run_dir, LABEL_COLUMNS, console, session=session,
-                              after_cell=evaluate_cell)
-    if session is not None and session.resume is not None and session.resume.done:
-        trials = read_rows(run_dir / "trials.csv")
-    return summaries, trials
+    return evaluate_cell
+
+
+def finish(settings: MetaSettings, run_dir: Path, rows: list[dict]) -> list[Table]:
+    """The in-context learning table: mean return at trial 1 and trial K, per model/split."""
+    table = Table(title="meta evaluation: mean return per trial (over base envs and seeds)")
+    for name in ("model", "split", "K", "trial 1", "trial K"):
+        table.add_column(name, justify="left" if name in ("model", "split") else "right")
+    for model, split, last, first_return, last_return in trial_table_rows(
+            read_rows(run_dir / TRIALS_CSV)):
+        table.add_row(model, split, str(last), f"{first_return:.3f}", f"{last_return:.3f}")
+    return [table]
+
+
+def _normalise(doc: dict) -> dict:
+    """A config.json from before the suite's settings lived in each run's ``env.kwargs``."""
+    kwargs = MetaSettings(**{f.name: doc[f.name] for f in dataclasses.fields(MetaSettings)
+                             if f.name in doc}).env_kwargs
+    return {**doc, "runs": [rebuilt_run({**run, "env": {"kwargs": kwargs, **run["env"]}})
+                            for run in doc.get("runs", [])]}
+
+
+EXPERIMENT = Experiment(
+    name="meta", labels=META_LABELS, plan=plan, make_cell=make_cell,
+    summary_title="meta training: mean over seeds",
+    # trials.csv's suite column is the evaluated split's suite, so its rows go by model
+    extra_csvs={TRIALS_CSV: ("model",)},
+    after_cell=evaluate_after_training, finish=finish, normalise=_normalise)
 
 
 def trial_table_rows(trials: Sequence[dict]) -> list[tuple[str, str, int, float, float]]:

@@ -23,8 +23,10 @@ import re
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from benchmark.schema import SUMMARY_CSV, THROUGHPUT_COLUMNS, THROUGHPUT_CSV
 from benchmark.speed import SpeedConfig
 
 # Lu et al. (2023), section 5.2: POPGym end to end on one NVIDIA A40, 15M environment
@@ -130,4 +132,21 @@ def throughput_rows(summary: Iterable[Mapping[str, Any]], plan: ReferencePlan, d
             "paper_a40_s_per_seed": PAPER_A40_SECONDS_PER_SEED.get(model),
             "device": device,
         })
+    return rows
+
+
+def write_results(folder: Path, plan: ReferencePlan) -> list[dict[str, Any]]:
+    """``throughput.csv`` from the end-to-end run's summary, and ``plan.json``; the rows."""
+    from benchmark.config import to_dict
+    from benchmark.results import CsvLog, device_name, read_rows, write_json
+
+    rows = throughput_rows(read_rows(folder / "paper-throughput" / SUMMARY_CSV), plan,
+                           device_name())
+    (folder / THROUGHPUT_CSV).unlink(missing_ok=True)
+    with CsvLog(folder / THROUGHPUT_CSV, THROUGHPUT_COLUMNS) as log:
+        log.write_many(rows)
+    write_json(folder / "plan.json", {"size": plan.size, "speed": to_dict(plan.speed),
+                                      "models": plan.models, "env": plan.env,
+                                      "preset": plan.preset, "seeds": plan.seeds,
+                                      "updates": plan.updates, "overrides": plan.overrides})
     return rows

@@ -1,8 +1,9 @@
-"""Where runs write: one folder per run, ``config.json``, ``meta.json`` and tidy CSVs.
+"""What runs write: tidy CSVs (``CsvLog``, read back by ``read_rows``) and where a number
+came from (``collect_meta``: versions, device, commit, for every meta.json).
 
-A run folder is ``<root>/<command>/<run-id>/``. Every CSV row is written and flushed as
-soon as it is measured (``CsvLog``), so a crash or an interrupt loses at most the row in
-flight. Nothing here runs under ``jit``.
+Every CSV row is written and flushed as soon as it is measured, so a crash or an interrupt
+loses at most the row in flight. The folder a run writes into is ``benchmark.run_folder``.
+Nothing here runs under ``jit``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,43 +24,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Distributions whose versions decide what a number means; recorded in every meta.json.
 _VERSIONED = ("jax", "jaxlib", "flax", "optax", "gymnax", "popgym", "numpy", "s5bench")
-
-
-def new_run_id() -> str:
-    """A sortable, human-readable id: the local time to the second, e.g. 20261125-141503."""
-    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
-class RunExistsError(FileExistsError):
-    """The run folder already holds results and overwriting was not asked for."""
-
-
-def make_run_dir(root: Path, run_id: str | None = None, force: bool = False) -> Path:
-    """Create ``root/<run_id>`` (a fresh time-stamped id if none is given).
-
-    Raises:
-      RunExistsError: the folder exists and is not empty, and ``force`` is False.
-    """
-    root = Path(root)
-    if run_id is None:
-        run_id = new_run_id()
-        # Two runs started within the same second get distinct folders.
-        suffix = 1
-        while (root / run_id).exists():
-            suffix += 1
-            run_id = f"{new_run_id()}-{suffix}"
-    run_dir = root / run_id
-    if run_dir.exists() and any(run_dir.iterdir()) and not force:
-        raise RunExistsError(
-            f"run folder {run_dir} already holds results; pass --force to overwrite or "
-            f"choose another --run-id"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if force:
-        for old in run_dir.glob("*.csv"):
-            old.unlink()
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    return run_dir
 
 
 def git_commit() -> str:
@@ -141,46 +104,6 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
-
-
-def read_run_config(run_dir: Path) -> dict[str, Any]:
-    """The ``config.json`` of a run folder; ValueError says why ``run_dir`` is not one."""
-    path = Path(run_dir) / "config.json"
-    if not Path(run_dir).is_dir():
-        raise ValueError("no such folder")
-    if not path.is_file():
-        raise ValueError("not a run folder (it has no config.json)")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as error:
-        raise ValueError(f"its config.json is not JSON ({error})") from None
-
-
-def config_difference(saved: Any, given: Any, path: str = "") -> str | None:
-    """The first setting where ``given`` differs from ``saved`` (both JSON-like), or None."""
-    given = json.loads(json.dumps(given, default=str))  # tuples -> lists, as saved
-    if isinstance(saved, dict) and isinstance(given, dict):
-        for key in sorted(set(saved) | set(given), key=str):
-            name = f"{path}.{key}" if path else str(key)
-            if key not in given or key not in saved:
-                where = "its config.json" if key in saved else "this command line"
-                return f"{name} is set only in {where}"
-            found = config_difference(saved[key], given[key], name)
-            if found:
-                return found
-        return None
-    if isinstance(saved, list) and isinstance(given, list):
-        if len(saved) != len(given):
-            return (f"{path or 'the run'} has {len(saved)} entries in its config.json but "
-                    f"{len(given)} on this command line")
-        for i, (a, b) in enumerate(zip(saved, given, strict=True)):
-            found = config_difference(a, b, f"{path}[{i}]")
-            if found:
-                return found
-        return None
-    if saved != given:
-        return f"{path} is {saved!r} in its config.json but {given!r} on this command line"
-    return None
 
 
 def is_primary_process() -> bool:

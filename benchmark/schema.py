@@ -31,7 +31,6 @@ SUMMARY_COLUMNS = ("seed", "status", "final_return", "best_return", "mmer", "env
 # error: the cell failed (out of memory, a compile error), its message says why.
 RUN_STATUSES = ("ok", "diverged", "error")
 
-MEMORY_EXTRA_SUMMARY = ("success",)  # memory: best return >= benchmark.memory.SUCCESS_RETURN
 TRIAL_COLUMNS = ("model", "seed", "split", "suite", "env", "trial", "mean_return",
                  "meta_episodes")
 AGGREGATE_COLUMNS = ("model", "envs", "seeds", "mean_mmer", "mean_final_return",

@@ -20,6 +20,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from benchmark.errors import ConfigError
+
 AXES = ("seed", "env")
 
 
@@ -89,8 +91,8 @@ def available_devices(limit: int | None) -> int:
     if limit is None:
         return count
     if not 1 <= limit <= count:
-        raise ValueError(f"--devices {limit}: this machine has {count} device(s) "
-                         f"({jax.devices()[0].device_kind}); choose 1..{count}")
+        raise ConfigError("devices", f"{limit}: this machine has {count} device(s) "
+                          f"({jax.devices()[0].device_kind}); choose 1..{count}")
     return limit
 
 

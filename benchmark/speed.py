@@ -17,14 +17,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.errors import ConfigError
 from benchmark.schema import EVALUATIONS, MODES, SPEED_COLUMNS
 
-_OPTIONS = {"num_layers": "layers"}  # field -> its `s5bench speed` option, where they differ
 # Fields that change what a row means: a resumed sweep must keep them.
 _MEASUREMENT_FIELDS = ("batch", "d_model", "num_layers", "repeats", "warmup", "obs_size",
                        "num_actions", "seed")
@@ -88,24 +88,24 @@ class SpeedConfig:
 
     def __post_init__(self):
         if not self.seq_lens:
-            raise ValueError("no sequence lengths given")
+            raise ConfigError("seq_lens", "no sequence lengths given")
         if any(t <= 0 for t in self.seq_lens):
-            raise ValueError(f"sequence lengths must be positive, got {list(self.seq_lens)}")
+            raise ConfigError("seq_lens", f"must be positive, got {list(self.seq_lens)}")
         if not self.models:
-            raise ValueError("no model given")
+            raise ConfigError("models", "no model given")
         if not self.modes:
-            raise ValueError(f"no mode given; valid modes: {', '.join(MODES)}")
+            raise ConfigError("modes", f"no mode given; valid modes: {', '.join(MODES)}")
         for mode in self.modes:
             if mode not in MODES:
-                raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+                raise ConfigError("modes", f"unknown mode {mode!r}; valid modes: "
+                                  f"{', '.join(MODES)}")
         for name in ("batch", "d_model", "num_layers", "repeats", "warmup", "obs_size",
                      "num_actions"):
             if getattr(self, name) <= 0:
-                option = _OPTIONS.get(name, name.replace("_", "-"))
-                raise ValueError(f"--{option} must be a positive integer, "
-                                 f"got {getattr(self, name)}")
+                raise ConfigError(name, f"must be a positive integer, "
+                                  f"got {getattr(self, name)}")
         if not self.max_seconds > 0:
-            raise ValueError(f"--max-seconds must be positive, got {self.max_seconds}")
+            raise ConfigError("max_seconds", f"must be positive, got {self.max_seconds}")
 
 
 @dataclass(frozen=True)
@@ -357,15 +357,90 @@ def _progress(console):
 # ----------------------------------------------------------------------------- config and report
 
 
-def check_resumable(saved: Mapping[str, Any], config: SpeedConfig) -> None:
-    """Raise ValueError unless ``config`` measures what the saved config measured."""
+def prepare(given: Mapping[str, Any], typed: Collection[str], resume: Path | None
+            ) -> tuple[dict[str, Any], SpeedConfig]:
+    """The sweep's options (with ``resume``, the run's own, extended) and its config.
+
+    ``given``: ``seq_len`` (text, ``parse_lengths``), ``model`` and ``mode`` (lists, or
+    None for all), ``batch``, ``d_model``, ``layers``, ``repeats``, ``warmup``,
+    ``max_seconds``. ``seq_len``, ``model`` and ``mode`` given beside ``resume`` add to the
+    sweep; any other option must agree. Raises ValueError (``ConfigError``,
+    ``RunFolderError``) on bad input.
+    """
+    from benchmark.run_folder import resolve_options, saved_config
+    from models import BACKBONES
+
+    try:
+        lengths = parse_lengths(given["seq_len"])
+    except ValueError as error:
+        raise ConfigError("seq_lens", str(error)) from None
+    names = list(BACKBONES) if given["model"] is None else list(dict.fromkeys(given["model"]))
+    for name in names:
+        if name not in BACKBONES:
+            raise ConfigError("models", f"unknown model {name!r}; valid models: "
+                              f"{', '.join(BACKBONES)}")
+    modes = list(MODES) if given["mode"] is None else list(dict.fromkeys(given["mode"]))
+    options = resolve_options("speed", resume,
+                              {**given, "seq_len": lengths, "model": names, "mode": modes},
+                              typed, extendable=("seq_len", "model", "mode"),
+                              legacy=_legacy_options)
+    config = SpeedConfig(
+        seq_lens=tuple(sorted(options["seq_len"])), models=tuple(options["model"]),
+        modes=tuple(options["mode"]), batch=options["batch"], d_model=options["d_model"],
+        num_layers=options["layers"], repeats=options["repeats"], warmup=options["warmup"],
+        max_seconds=options["max_seconds"])
+    if resume is not None:
+        _check_same_measurement(saved_config(resume, "speed"), config)
+    return options, config
+
+
+def _legacy_options(saved: dict) -> dict:
+    """The options of a speed folder written before config.json kept them."""
+    return {"seq_len": saved["seq_lens"], "model": saved["models"], "mode": saved["modes"],
+            "batch": saved["batch"], "d_model": saved["d_model"], "layers": saved["num_layers"],
+            "repeats": saved["repeats"], "warmup": saved["warmup"],
+            "max_seconds": saved["max_seconds"]}
+
+
+def _check_same_measurement(saved: Mapping[str, Any], config: SpeedConfig) -> None:
+    """Raise ``ConfigError`` unless ``config`` measures what the saved config measured."""
     current = dataclasses.asdict(config)
     differ = [name for name in _MEASUREMENT_FIELDS if saved.get(name) != current[name]]
     if differ:
         details = ", ".join(f"{name} {saved.get(name)!r} -> {current[name]!r}"
                             for name in differ)
-        raise ValueError(f"--resume must measure what the run measured; these settings "
-                         f"differ from its config.json: {details}")
+        raise ConfigError("resume", f"a resumed sweep must measure what the run measured; "
+                          f"these settings differ from its config.json: {details}")
+
+
+def open_sweep(options: Mapping[str, Any], config: SpeedConfig, out: Path,
+               run_id: str | None, force: bool, resume: Path | None):
+    """The sweep's run folder, created or (``resume``) reopened, config.json (re)written.
+
+    Timings on a shared machine depend on what else runs: meta.json (a resume's entry for a
+    resumed sweep) keeps the load average beside them; ``close_sweep`` adds the one at the
+    end.
+    """
+    import os
+
+    from benchmark.results import write_json
+    from benchmark.run_folder import create, reopen
+
+    doc = {"command": "speed", "options": dict(options), **dataclasses.asdict(config)}
+    load = {"load_average": list(os.getloadavg())}
+    if resume is None:
+        return create(out, run_id, force, doc, load)
+    folder = reopen(resume, load)
+    write_json(folder.path / "config.json", doc)  # the sweep may have grown
+    return folder
+
+
+def close_sweep(folder) -> None:
+    import os
+
+    entry = folder.meta["resumes"][-1] if folder.resumed else folder.meta
+    entry["load_average_end"] = list(os.getloadavg())
+    folder.save_meta()
 
 
 def _cell_text(row: Mapping[str, Any]) -> str:

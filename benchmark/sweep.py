@@ -15,6 +15,7 @@ CSVs to match, so a resumed run appends exactly the rows it had not yet written.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -35,7 +36,7 @@ from rich.progress import (
 from rich.table import Table
 
 from benchmark.checkpoint import CellCheckpoints, CheckpointSettings
-from benchmark.config import RunConfig
+from benchmark.config import ConfigError, RunConfig, from_dict, to_dict
 from benchmark.metrics import max_mean_episodic_return
 from benchmark.results import CsvLog, filter_rows, read_raw_rows, typed_row, write_json
 from benchmark.schema import CURVE_COLUMNS, LOSS_COLUMNS, SUMMARY_COLUMNS
@@ -55,9 +56,7 @@ class Cell:
     """One compiled training program and the labels its CSV rows carry."""
 
     labels: Mapping[str, Any]  # e.g. {"model": "s5", "env": "RepeatFirstEasy"}
-    config: RunConfig
-    env_kwargs: Mapping[str, Any] = field(default_factory=dict)  # environment constructor
-    env_params: Mapping[str, Any] = field(default_factory=dict)  # EnvParams fields replaced
+    config: RunConfig  # everything the cell trains with, its environment's settings too
 
     @property
     def title(self) -> str:
@@ -128,6 +127,77 @@ def _progress(console: Console) -> Progress:
         TimeRemainingColumn(),
         console=console,
     )
+
+
+# ----------------------------------------------------------------------------- experiments
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one job of an experiment trains, and what its config.json says."""
+
+    cells: list[Cell]  # in sweep order; with a shard, that shard's cells alone
+    settings: dict[str, Any] = field(default_factory=dict)  # config.json beside the runs
+    describe: str = ""  # shown after "N cell(s)", e.g. " on MetaControl, K=4"
+    context: Any = None  # what ``after_cell`` and ``finish`` need (e.g. MetaSettings)
+    shard: tuple[int, int] | None = None  # (I, N), 1-based
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A training command's experiment; see the module docstring."""
+
+    name: str
+    labels: tuple[str, ...]
+    plan: Callable[[Mapping[str, Any]], Plan]  # options -> every cell (ValueError if bad)
+    make_cell: Callable[[RunConfig], Cell]  # a saved run config -> its cell (labels)
+    summary_title: str = ""
+    extra_summary: Mapping[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)
+    # extra CSV -> the label columns that identify a cell's rows there (resume, merge)
+    extra_csvs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    after_cell: Callable[[Any, Path], Callable[[Cell, RunResult], None]] | None = None
+    finish: Callable[[Any, Path, list[dict]], list[Any]] | None = None  # -> tables
+    # An older config.json in today's form (settings that moved into the run configs).
+    normalise: Callable[[dict], dict] = lambda doc: rebuilt_runs(doc)
+
+
+def rebuilt_run(run: dict) -> dict:
+    """A config.json run rebuilt through ``from_dict``: today's form, as JSON holds it."""
+    return json.loads(json.dumps(to_dict(from_dict(run))))
+
+
+def rebuilt_runs(doc: dict) -> dict:
+    """``doc`` (a config.json) with every run in today's form (``rebuilt_run``)."""
+    return {**doc, "runs": [rebuilt_run(run) for run in doc.get("runs", [])]}
+
+
+def validated_models(names: Sequence[str]) -> list[str]:
+    """Distinct registered backbone names in order; ``ConfigError`` lists the valid ones."""
+    from models import BACKBONES
+
+    if not names:
+        raise ConfigError("model", "no model given; valid models: " + ", ".join(BACKBONES))
+    for name in names:
+        if name not in BACKBONES:
+            raise ConfigError("model", f"unknown model {name!r}; valid models: "
+                              f"{', '.join(BACKBONES)}")
+    return list(dict.fromkeys(names))
+
+
+def validated_envs(selections: Sequence[str]) -> list[str]:
+    """Environment ids of ids, aliases, families or ``all``; ``ConfigError`` if unknown."""
+    from envs import expand
+
+    if not selections:
+        raise ConfigError("env", "no environment given; give an id, alias or family from "
+                          "`s5bench envs`, or all")
+    env_ids: list[str] = []
+    for selection in selections:
+        try:
+            env_ids += expand(selection)
+        except ValueError as error:
+            raise ConfigError("env", str(error)) from None
+    return list(dict.fromkeys(env_ids))
 
 
 # ----------------------------------------------------------------------------- sessions
@@ -337,9 +407,7 @@ def train_cell(cell: Cell, session: Session, label_columns: Sequence[str], curve
     start = time.perf_counter()
     try:
         result = run_training(
-            cell.config, on_chunk, env_kwargs=dict(cell.env_kwargs),
-            env_params=dict(cell.env_params),
-            checkpoints=checkpoints, resume_from=resume_from,
+            cell.config, on_chunk, checkpoints=checkpoints, resume_from=resume_from,
             devices=session.devices, should_stop=session.should_stop,
             on_compiled=on_compiled, on_saved=on_saved,
         )

@@ -9,12 +9,9 @@ rows and refreshes the display, and saves checkpoints between chunks
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import jax
 import numpy as np
@@ -44,16 +41,15 @@ def build_network(config: RunConfig, env, env_params) -> ActorCritic:
                        network=config.network)
 
 
-def build_trainer(config: RunConfig, env_kwargs: dict | None = None,
-                  env_params: dict | None = None) -> tuple[Trainer, ActorCritic]:
+def build_trainer(config: RunConfig) -> tuple[Trainer, ActorCritic]:
     """The PPO trainer and network for ``config`` (nothing compiled yet).
 
-    ``env_kwargs`` go to the environment's constructor; ``env_params`` replace fields of
-    its default ``EnvParams`` (e.g. MemoryChain's ``memory_length``).
+    ``config.env.kwargs`` go to the environment's constructor; ``config.env.params``
+    replace fields of its default ``EnvParams`` (e.g. MemoryChain's ``memory_length``).
     """
     env, env_params = make_training_env(
         config.env.env_id, previous_action=config.env.previous_action,
-        env_params=env_params, **(env_kwargs or {})
+        env_params=dict(config.env.params), **config.env.kwargs
     )
     network = build_network(config, env, env_params)
     truncates = ENVS[resolve(config.env.env_id)].truncates
@@ -97,41 +93,6 @@ class TrainingInterrupted(Exception):
         self.update, self.num_updates, self.saved = update, num_updates, saved
 
 
-class StopRequest:
-    """Ctrl-C (SIGINT) or SIGTERM asks a run to stop after the chunk in flight.
-
-    The first signal only sets a flag, which ``run_training`` reads between chunks: it
-    saves a checkpoint and raises ``TrainingInterrupted``. A second Ctrl-C stops at once
-    (``KeyboardInterrupt``), losing at most the chunk in flight. Handlers are installed
-    only in the main thread (signals cannot be caught elsewhere) and restored on exit.
-    """
-
-    def __init__(self, announce: Callable[[str], Any] = print):
-        self._announce = announce
-        self._requested = False
-        self._previous: dict[int, Any] = {}
-
-    def requested(self) -> bool:
-        return self._requested
-
-    def _handle(self, signum, frame) -> None:
-        if self._requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self._requested = True
-        self._announce(f"{signal.Signals(signum).name}: stopping after the current chunk "
-                       f"and saving a checkpoint (Ctrl-C again to stop at once)")
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
 def seed_keys(config: RunConfig) -> jax.Array:
     return jax.vmap(jax.random.key)(np.arange(config.num_seeds) + config.seed)
 
@@ -161,8 +122,6 @@ def compile_trainer(config: RunConfig, trainer: Trainer, devices: int | None = N
 def run_training(
     config: RunConfig,
     on_chunk: Callable[[ChunkReport], None] | None = None,
-    env_kwargs: dict | None = None,
-    env_params: dict | None = None,
     *,
     checkpoints: CellCheckpoints | None = None,
     resume_from: int | None = None,
@@ -183,7 +142,7 @@ def run_training(
     gives. When ``should_stop()`` turns true the state is saved after the chunk in flight
     and ``TrainingInterrupted`` is raised.
     """
-    trainer, _ = build_trainer(config, env_kwargs, env_params)
+    trainer, _ = build_trainer(config)
     start = time.perf_counter()
     init, run_chunk, keys, plan = compile_trainer(config, trainer, devices)
     runner = init(keys)

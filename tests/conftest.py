@@ -44,13 +44,12 @@ def pytest_collection_modifyitems(config, items):
 def no_compile(monkeypatch):
     """Fail the test if a command reaches training (validation must come first).
 
-    ``benchmark.meta_rl`` imported ``run_cells`` by name, so it is patched there too.
+    Every training command trains through ``benchmark.experiments.train``, which calls
+    ``run_cells`` by the name it imported.
     """
-    import benchmark.meta_rl
-    import benchmark.sweep
+    import benchmark.experiments
 
     def boom(*args, **kwargs):
         raise AssertionError("training started despite bad input")
 
-    monkeypatch.setattr(benchmark.sweep, "run_cells", boom)
-    monkeypatch.setattr(benchmark.meta_rl, "run_cells", boom)
+    monkeypatch.setattr(benchmark.experiments, "run_cells", boom)

@@ -144,8 +144,11 @@ def test_s5_evaluation_auto_is_sequential_on_cpu_and_parallel_elsewhere(monkeypa
     monkeypatch.setattr(s5.jax, "default_backend", lambda: "gpu")
     assert (auto.resolved_evaluation, auto.build().evaluation) == ("parallel", "parallel")
     assert S5Config(evaluation="sequential").build().evaluation == "sequential"
-    assert cli._backbone_meta([type("C", (), {"model": "s5", "backbone": auto})]) == {
-        "s5_evaluation": "parallel"}
+    from benchmark.experiments import _resolved_settings
+    from benchmark.sweep import Cell
+
+    config = type("C", (), {"model": "s5", "backbone": auto})
+    assert _resolved_settings([Cell({}, config)]) == {"s5_evaluation": "parallel"}
 
 
 @pytest.fixture

@@ -24,8 +24,9 @@ from typer.testing import CliRunner
 import cli
 from benchmark.checkpoint import MANIFEST, CellCheckpoints, CheckpointSettings
 from benchmark.config import override, quick, to_dict
+from benchmark.run_folder import StopRequest
 from benchmark.sweep import Cell, prepare_resume
-from benchmark.training import StopRequest, TrainingInterrupted, run_training
+from benchmark.training import TrainingInterrupted, run_training
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -63,7 +63,6 @@ def test_committed_reference_runs_rebuild_the_runs_they_describe(path):
     before the network and S5 settings existed rebuild the network they ran with."""
     runs = json.loads(path.read_text()).get("runs", [])
     for run in runs:
-        run = {k: v for k, v in run.items() if k not in ("memory_length", "env_params")}
         config = from_dict(run)
         if "head_size" in run:  # written before the network was a setting
             assert config.network.encoder == (run["head_size"],)

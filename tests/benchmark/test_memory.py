@@ -87,13 +87,13 @@ def test_cells_carry_labels_and_env_params():
     cells = build_cells(["s5", "mlp"], [4, 16], "quick", seeds=3)
     assert [dict(c.labels) for c in cells] == [
         {"model": m, "memory_length": n} for m in ("s5", "mlp") for n in (4, 16)]
-    assert dict(cells[1].env_params) == {"memory_length": 16, "max_steps_in_episode": 18}
+    assert dict(cells[1].config.env.params) == {"memory_length": 16, "max_steps_in_episode": 18}
     assert all(c.config.num_seeds == 3 for c in cells)
 
 
 def test_an_override_shorter_than_an_episode_is_rejected():
     """--set ppo.num_steps below memory length + 1 is an error naming both numbers."""
-    with pytest.raises(ValueError, match="num_steps=8 does not cover .* length 16"):
+    with pytest.raises(ValueError, match="ppo.num_steps: 8 does not cover .* length 16"):
         build_cells(["s5"], [16], "quick", seeds=1, assignments=["ppo.num_steps=8"])
 
 

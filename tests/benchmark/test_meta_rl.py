@@ -72,7 +72,7 @@ def test_settings_and_cells():
         assert cell.config.env.env_id == "MetaControl"
         assert cell.config.env.previous_action is False
         assert cell.config.ppo.lr == 3e-4 and cell.config.seed == 5
-        assert dict(cell.env_kwargs)["num_trials"] == 4
+        assert dict(cell.config.env.kwargs)["num_trials"] == 4
     assert [s for s, _, _ in quick.splits()] == ["train", "held-out"]
 
 
@@ -91,7 +91,7 @@ def _probe(model: str) -> np.ndarray:
                              obs_size=4)
     cell = build_cells([model], settings, "quick", 2, 0, 98_304,
                        ["ppo.num_envs=16", "ppo.num_steps=24"])[0]
-    result = run_training(cell.config, env_kwargs=dict(cell.env_kwargs))
+    result = run_training(cell.config)
     returns = evaluate(cell.config, result.runner.params, settings, "DelayedBandit",
                        jax.random.key(7))
     return returns.mean(axis=0)
@@ -193,7 +193,7 @@ def test_evaluation_never_sees_training_keys_and_training_never_sees_eval_trials
                             action_size=1, obs_size=2)
     (cell,) = build_cells(["mlp"], settings, "quick", 2, 0, 32, [
         "ppo.num_envs=4", "ppo.num_steps=8", "ppo.num_minibatches=1", "ppo.update_epochs=1"])
-    result = run_training(cell.config, env_kwargs=dict(cell.env_kwargs))
+    result = run_training(cell.config)
     training = list(records)
     records.clear()
     rows = list(trial_rows(cell.config, result.runner.params, settings, "mlp"))

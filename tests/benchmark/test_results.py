@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from benchmark.metrics import max_mean_episodic_return, mmer_per_seed
-from benchmark.results import CsvLog, RunExistsError, filter_rows, make_run_dir
+from benchmark.results import CsvLog, filter_rows
+from benchmark.run_folder import RunExistsError, make_run_dir
 from benchmark.sweep import summarize_returns
 
 

@@ -159,7 +159,7 @@ def test_resume_skips_finished_rows(tiny_run, tmp_path, monkeypatch):
     assert after[:len(kept)] == kept and len(after) == len(lines)
     keys = pd.read_csv(csv_path)[["model", "evaluation", "mode", "seq_len", "batch"]]
     assert keys.duplicated().sum() == 0
-    assert len(json.loads((run_dir / "meta.json").read_text())["resumed"]) == 1
+    assert len(json.loads((run_dir / "meta.json").read_text())["resumes"]) == 1
 
 
 def test_resume_with_other_sizes_is_refused(tiny_run, tmp_path, no_sweep):

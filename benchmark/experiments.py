@@ -1,0 +1,344 @@
+"""The experiment surface: what a training command is, and the one path that runs it.
+
+An experiment (``popgym``, ``memory``, ``meta``) is an ``Experiment``: its name, the label
+columns of its CSV rows, a ``plan`` that turns the command's options into cells (one
+compiled training program each, built by ``config.build_run_config``) and the settings
+config.json keeps, and optionally extra summary columns, an ``after_cell`` hook (meta
+evaluates each trained cell there), extra CSVs and a ``finish`` step. Everything else is
+shared, here:
+
+- ``prepare``: options (or, with ``resume``, the run's own), the plan, the checkpoint and
+  device settings, all validated before anything is compiled or written;
+- ``open_folder``: create the run folder, or reopen it and plan the resume;
+- ``train``: every cell through ``sweep.run_cells`` (the one PPO loop), then ``finish``;
+- sharding: ``options["shard"] = "I/N"`` trains every N-th cell into ``<run>/shard-I-of-N``
+  so that many jobs (a SLURM array) split one sweep, and ``merge`` joins the shards into
+  the tables one job would have written.
+
+Adding an experiment: a module whose ``plan(options)`` returns the cells and settings,
+one ``Experiment`` entry in ``EXPERIMENTS``, and a command in ``cli.py`` that parses its
+options and calls ``cli._train_command``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmark import memory, meta_rl
+from benchmark.checkpoint import CheckpointSettings
+from benchmark.config import ConfigError, RunConfig, build_run_config, from_dict, to_dict
+from benchmark.results import CsvLog, read_raw_rows, read_rows, write_json
+from benchmark.run_folder import RunFolder, RunFolderError, check_resumable, create, reopen
+from benchmark.schema import (
+    AGGREGATE_COLUMNS,
+    AGGREGATE_CSV,
+    CURVES_CSV,
+    POPGYM_LABELS,
+    SUMMARY_CSV,
+)
+from benchmark.sweep import (
+    Cell,
+    Experiment,
+    Plan,
+    ResumePlan,
+    Session,
+    cell_key,
+    prepare_resume,
+    run_cells,
+    validated_envs,
+    validated_models,
+)
+
+# ----------------------------------------------------------------------------- popgym
+
+
+def _popgym_plan(options: Mapping[str, Any]) -> Plan:
+    models = validated_models(options["model"])
+    env_ids = validated_envs(options["env"])
+    cells = [_popgym_cell(build_run_config(
+        options["preset"], model, env_id, num_seeds=options["seeds"], seed=options["seed"],
+        assignments=options["set_"], total_timesteps=options["total_steps"]))
+        for model in models for env_id in env_ids]
+    return Plan(cells)
+
+
+def _popgym_cell(config: RunConfig) -> Cell:
+    return Cell({"model": config.model, "env": config.env.env_id}, config)
+
+
+def _popgym_finish(context: Any, run_dir: Path, rows: list[dict]) -> list[Any]:
+    """aggregate.csv (one row per model, averaged over environments) when several ran."""
+    from benchmark.aggregate import aggregate_by_model
+
+    if len({row["env"] for row in rows}) > 1:
+        (run_dir / AGGREGATE_CSV).unlink(missing_ok=True)
+        with CsvLog(run_dir / AGGREGATE_CSV, AGGREGATE_COLUMNS) as log:
+            log.write_many(aggregate_by_model(rows))
+    return []
+
+
+POPGYM = Experiment(name="popgym", labels=POPGYM_LABELS, plan=_popgym_plan,
+                    make_cell=_popgym_cell, summary_title="popgym: mean over seeds",
+                    finish=_popgym_finish)
+
+EXPERIMENTS = {"popgym": POPGYM, "memory": memory.EXPERIMENT, "meta": meta_rl.EXPERIMENT}
+
+
+def experiment(name: str) -> Experiment:
+    """The experiment called ``name``; a ValueError lists the valid ones."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; valid: {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+# ----------------------------------------------------------------------------- one job
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"2/3"`` -> ``(2, 3)``: the second of three shards; ``ConfigError`` if malformed."""
+    if text is None:
+        return None
+    index, sep, count = str(text).partition("/")
+    try:
+        shard = int(index), int(count)
+    except ValueError:
+        shard = None
+    if not sep or shard is None or not 1 <= shard[0] <= shard[1]:
+        raise ConfigError("shard", f"expected I/N with 1 <= I <= N (e.g. 2/8), got {text!r}")
+    return shard
+
+
+def plan_job(exp: Experiment, options: Mapping[str, Any]) -> Plan:
+    """The experiment's plan, narrowed to the shard ``options["shard"]`` names, if any.
+
+    Shard I of N takes cells I-1, I-1+N, I-1+2N, ... of the whole sweep's order, so the
+    shards of a sweep split its cells without overlap whatever the cell count.
+    """
+    shard = parse_shard(options.get("shard"))
+    plan = exp.plan(options)
+    if shard is None:
+        return plan
+    index, count = shard
+    cells = plan.cells[index - 1::count]
+    if not cells:
+        raise ConfigError("shard", f"{index}/{count}: the sweep has only "
+                          f"{len(plan.cells)} cell(s), so this shard would train none")
+    return dataclasses.replace(plan, cells=cells, shard=shard)
+
+
+def config_document(exp: Experiment, options: Mapping[str, Any], plan: Plan) -> dict:
+    """config.json: the command, its options, the experiment's settings and every run."""
+    return {"command": exp.name, "options": dict(options), **plan.settings,
+            "runs": [to_dict(cell.config) for cell in plan.cells]}
+
+
+def shard_folder(run_dir: Path, shard: tuple[int, int]) -> Path:
+    return Path(run_dir) / f"shard-{shard[0]}-of-{shard[1]}"
+
+
+@dataclass
+class Job:
+    """One validated training job: what it trains and where, nothing written yet."""
+
+    experiment: Experiment
+    options: dict[str, Any]
+    plan: Plan
+    doc: dict[str, Any]
+    checkpoint: CheckpointSettings
+    devices: int | None
+    resume: Path | None
+
+
+def prepare(exp: Experiment, options: dict[str, Any], *, checkpoint: CheckpointSettings,
+            devices: int | None, resume: Path | None) -> Job:
+    """Plan a job, check its devices and, to resume, that the run's settings are these.
+
+    Raises ValueError (``ConfigError``, ``RunFolderError``) on bad input, before anything
+    is compiled or written.
+    """
+    from benchmark.sharding import available_devices
+
+    plan = plan_job(exp, options)
+    available_devices(devices)
+    doc = config_document(exp, options, plan)
+    if resume is not None:
+        check_resumable(resume, exp.name, doc, exp.normalise)
+    return Job(exp, options, plan, doc, checkpoint, devices, resume)
+
+
+def open_folder(job: Job, out: Path, run_id: str | None, force: bool
+                ) -> tuple[RunFolder, ResumePlan | None]:
+    """Create the job's run folder (a shard's inside its sweep's), or reopen it to resume.
+
+    Returns the folder and, on a resume, where each cell continues (``prepare_resume``
+    has trimmed the CSVs to match).
+    """
+    exp, checkpoint = job.experiment, job.checkpoint
+    checkpoint_meta = {"every_minutes": checkpoint.every_minutes, "keep": checkpoint.keep}
+    if job.resume is None:
+        if job.plan.shard is not None:
+            if run_id is None:
+                raise ConfigError("shard", "every shard of a sweep writes into the same "
+                                  "sweep folder: give its run id")
+            out, run_id = Path(out) / run_id, shard_folder(Path(), job.plan.shard).name
+        folder = create(out, run_id, force, job.doc,
+                        {**_resolved_settings(job.plan.cells), "checkpoint": checkpoint_meta,
+                         "devices_limit": job.devices})
+        return folder, None
+    resume = prepare_resume(job.resume, job.plan.cells, exp.labels, checkpoint,
+                            exp.extra_csvs)
+    folder = reopen(job.resume, resume_info={
+        "from_update": resume.from_update(job.plan.cells, exp.labels),
+        "finished_cells": len(resume.done), "checkpoint": checkpoint_meta,
+        "devices_limit": job.devices})
+    return folder, resume
+
+
+def _resolved_settings(cells: Sequence[Cell]) -> dict:
+    """Settings resolved at run time (e.g. which S5 evaluation runs on this backend)."""
+    meta = {}
+    for cell in cells:
+        resolved = getattr(cell.config.backbone, "resolved_evaluation", None)
+        if resolved is not None:
+            meta[f"{cell.config.model}_evaluation"] = resolved
+    return meta
+
+
+@dataclass
+class Outcome:
+    rows: list[dict[str, Any]]  # summary rows, one per cell and seed
+    tables: list[Any]  # the experiment's own result tables, to print
+
+
+def train(job: Job, folder: RunFolder, resume: ResumePlan | None, console,
+          should_stop: Callable[[], bool] = lambda: False) -> Outcome:
+    """Train every cell of the job into ``folder``, then the experiment's finish step.
+
+    Raises ``training.TrainingInterrupted`` when ``should_stop()`` turned true (the cell
+    in flight is checkpointed; ``--resume`` continues it).
+    """
+    exp = job.experiment
+    session = Session(folder.path, checkpoint=job.checkpoint, devices=job.devices,
+                      should_stop=should_stop, resume=resume, meta=folder.meta)
+    after = exp.after_cell(job.plan.context, folder.path) if exp.after_cell else None
+    rows = run_cells(job.plan.cells, folder.path, exp.labels, console,
+                     extra_summary=exp.extra_summary, session=session, after_cell=after)
+    return Outcome(rows, _finish(exp, job.plan.context, folder.path, rows))
+
+
+def _finish(exp: Experiment, context: Any, run_dir: Path, rows: list[dict]) -> list[Any]:
+    return exp.finish(context, run_dir, rows) if exp.finish is not None else []
+
+
+# ----------------------------------------------------------------------------- shards
+
+
+def merge(sweep_dir: Path) -> tuple[Outcome, Experiment]:
+    """Join the shards of a sweep (``sweep_dir/shard-I-of-N``) into ``sweep_dir`` itself.
+
+    The shards must come from one sweep (the same command and options, shard aside), all N
+    present, each finished. ``sweep_dir`` then holds what one job training every cell
+    would have written: config.json with every run in the sweep's order, curves.csv,
+    summary.csv and the experiment's extra CSVs (rows cell by cell in that order), the
+    finish step's tables (``aggregate.csv`` for POPGym) and a meta.json naming the shards'
+    own; returns the merged outcome and the experiment. Raises ``RunFolderError`` saying
+    what is missing or inconsistent.
+    """
+    sweep_dir = Path(sweep_dir)
+    shards = sorted(sweep_dir.glob("shard-*-of-*"))
+    if not shards:
+        raise RunFolderError(f"{sweep_dir}: no shard-I-of-N folders to merge")
+    docs = {path: _read_json(path / "config.json") for path in shards}
+    first = docs[shards[0]]
+    exp = experiment(first.get("command", "?"))
+    options = {k: v for k, v in first["options"].items() if k != "shard"}
+    count = parse_shard(first["options"]["shard"])[1]
+    by_index: dict[int, Path] = {}
+    for path, doc in docs.items():
+        if {k: v for k, v in doc["options"].items() if k != "shard"} != options:
+            raise RunFolderError(f"{path}: its options differ from {shards[0]}'s")
+        index, n = parse_shard(doc["options"]["shard"])
+        if n != count:
+            raise RunFolderError(f"{path}: shard of {n}, {shards[0]} of {count}")
+        by_index[index] = path
+    missing = [i for i in range(1, count + 1) if i not in by_index]
+    if missing:
+        raise RunFolderError(f"{sweep_dir}: shard(s) {', '.join(map(str, missing))} of "
+                             f"{count} missing")
+    whole = exp.plan({**options, "shard": None})
+    order = [cell_key(cell.labels, exp.labels) for cell in whole.cells]
+    owner: dict[tuple[str, ...], Path] = {}
+    for index, path in sorted(by_index.items()):
+        runs = [exp.make_cell(from_dict(run)) for run in docs[path]["runs"]]
+        expected = whole.cells[index - 1::count]
+        if [to_dict(c.config) for c in runs] != [to_dict(c.config) for c in expected]:
+            raise RunFolderError(f"{path}: its runs are not shard {index}/{count} of the "
+                                 f"sweep its options describe")
+        seeds = {cell_key(c.labels, exp.labels): c.config.num_seeds for c in runs}
+        done = _finished_cells(path / SUMMARY_CSV, exp.labels)
+        unfinished = [key for key, n in seeds.items() if done.get(key, 0) < n]
+        if unfinished:
+            raise RunFolderError(
+                f"{path}: {len(unfinished)} cell(s) not finished (first: "
+                f"{' · '.join(unfinished[0])}); resume that shard first")
+        owner.update(dict.fromkeys(seeds, path))
+
+    doc = {"command": exp.name, "options": {**options, "shard": None}, **whole.settings,
+           "runs": [to_dict(cell.config) for cell in whole.cells]}
+    write_json(sweep_dir / "config.json", doc)
+    metas = {path.name: _read_json(path / "meta.json") for path in shards}
+    device = {k: v for k, v in metas[shards[0].name].items()
+              if k in ("backend", "device_kind", "device_count", "devices")}
+    write_json(sweep_dir / "meta.json", {**device, "merged_from": metas})
+    for name, columns in {CURVES_CSV: exp.labels, SUMMARY_CSV: exp.labels,
+                          **exp.extra_csvs}.items():
+        _merge_csv(name, columns, exp.labels, order, owner, sweep_dir)
+    rows = read_rows(sweep_dir / SUMMARY_CSV)
+    return Outcome(rows, _finish(exp, whole.context, sweep_dir, rows)), exp
+
+
+def _merge_csv(name: str, columns: Sequence[str], labels: Sequence[str],
+               order: Sequence[tuple[str, ...]], owner: Mapping[tuple[str, ...], Path],
+               sweep_dir: Path) -> None:
+    """``name`` of every shard, rows grouped by cell in the sweep's order."""
+    index = [list(labels).index(c) for c in columns]
+    header, by_cell = None, {}
+    for path in dict.fromkeys(owner.values()):
+        rows = read_raw_rows(path / name)
+        if rows:
+            header = header or list(rows[0])
+        for row in rows:
+            by_cell.setdefault(cell_key(row, columns), []).append(row)
+    if header is None:
+        return
+    target = sweep_dir / name
+    target.unlink(missing_ok=True)
+    seen = set()
+    with CsvLog(target, header) as log:
+        for key in order:
+            part = tuple(key[i] for i in index)
+            if part not in seen:
+                seen.add(part)
+                log.write_many(by_cell.get(part, []))
+
+
+def _finished_cells(path: Path, labels: Sequence[str]) -> dict[tuple[str, ...], int]:
+    counts: dict[tuple[str, ...], int] = {}
+    for row in read_raw_rows(path):
+        if row["status"] != "error":
+            key = cell_key(row, labels)
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise RunFolderError(f"{path}: {error}") from None

@@ -7,7 +7,10 @@ in the `s5bench speed` schema, with a timed-out and a skipped row.
 
 from __future__ import annotations
 
+import ast
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +19,15 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from benchmark.figures import (
-    FORMATS,
-    FigureDataError,
-    draw_figures,
-    memory_success_lengths,
-    mmer,
-)
+from benchmark import schema
+from benchmark.figures import FigureDataError, draw_figures
+from benchmark.figures.data import REQUIRED
+from benchmark.figures.memory import memory_success_lengths
+from benchmark.figures.popgym import mmer
+from benchmark.figures.style import FORMATS
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "figures" / "results"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "figures" / "results"
 EXPECTED = ("scaling_speed-fixture", "speed_ratio_speed-fixture",
             "memory_length_memory-fixture", "popgym_curves_popgym-fixture",
             "popgym_summary_popgym-fixture", "return_vs_cost_popgym-fixture")
@@ -186,16 +189,16 @@ def test_cli_figures_draws_and_reports_each_file(tmp_path):
 @pytest.fixture
 def drawn(monkeypatch) -> dict:
     """Every figure ``draw_figures`` draws, by kind, as the matplotlib Figure it saved."""
-    from benchmark import figures
+    from benchmark.figures import style
 
     captured = {}
-    real = figures._figure
+    real = style.save_figure
 
     def capture(kind, run, fig, out, caption, title=None):
         captured[kind] = fig
         return real(kind, run, fig, out, caption, title)
 
-    monkeypatch.setattr(figures, "_figure", capture)
+    monkeypatch.setattr(style, "save_figure", capture)
     return captured
 
 
@@ -281,3 +284,74 @@ def test_popgym_summary_bars_are_each_seeds_best_update_averaged(tmp_path, drawn
     (walls_bar,) = right.containers
     assert [t.get_text() for t in right.get_xticklabels()] == ["s5", "gru"]
     assert [p.get_height() for p in walls_bar.patches] == [20.0, 5.0]
+
+
+# ----------------------------------------------------------------------------- the package
+
+
+FIGURE_MODULES = ("data", "style", "speed", "memory", "popgym", "meta")
+DRAWING_MODULES = ("speed", "memory", "popgym", "meta")
+
+
+@pytest.mark.parametrize("module", ["benchmark.figures",
+                                    *(f"benchmark.figures.{m}" for m in FIGURE_MODULES)])
+def test_each_figures_module_imports_first_in_a_fresh_process_without_jax(module):
+    """Each module of the package imports on its own first (an import circle fails here with
+    a partially initialised module) and none of them pulls in JAX."""
+    code = (f"import sys, {module}\n"
+            "assert 'jax' not in sys.modules, sorted(m for m in sys.modules if 'jax' in m)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, as written (``from a import b`` gives a and a.b)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def _figures_imports(path: Path) -> set[str]:
+    """The ``benchmark.figures`` submodules ``path`` imports (by their short names)."""
+    prefix = "benchmark.figures."
+    return {name[len(prefix):].split(".")[0] for name in _imports(path)
+            if name.startswith(prefix) and name[len(prefix):].split(".")[0] in FIGURE_MODULES}
+
+
+def test_figures_package_imports_in_layers_and_only_cli_imports_it():
+    """data imports no drawing (nor matplotlib); style only data; each drawing module only
+    data and style; outside the package, no library module imports benchmark.figures."""
+    package = ROOT / "benchmark" / "figures"
+    data_imports = _imports(package / "data.py")
+    assert _figures_imports(package / "data.py") == set()
+    assert not any(name.startswith("matplotlib") for name in data_imports)
+    assert _figures_imports(package / "style.py") == {"data"}
+    for module in DRAWING_MODULES:
+        assert _figures_imports(package / f"{module}.py") <= {"data", "style"}, module
+    library = [p for folder in ("benchmark", "models", "envs") for p in (ROOT / folder).rglob(
+        "*.py") if package not in p.parents]
+    assert len(library) > 20
+    importers = [p for p in library
+                 if any(name.startswith("benchmark.figures") for name in _imports(p))]
+    assert importers == []
+    assert "benchmark.figures" in _imports(ROOT / "cli.py")
+
+
+def test_required_columns_are_columns_the_writers_write():
+    """Each column a figure requires is one benchmark.schema says its CSV holds."""
+    written = {
+        ("speed", "speed"): schema.SPEED_COLUMNS,
+        ("memory", "summary"): schema.MEMORY_LABELS + schema.SUMMARY_COLUMNS,
+        ("popgym", "curves"): schema.POPGYM_LABELS + schema.CURVE_COLUMNS,
+        ("popgym", "summary"): schema.POPGYM_LABELS + schema.SUMMARY_COLUMNS,
+        ("meta", "trials"): schema.TRIAL_COLUMNS,
+        ("meta", "curves"): schema.META_LABELS + schema.CURVE_COLUMNS,
+    }
+    assert {(kind, stem) for kind, tables in REQUIRED.items() for stem in tables} == set(written)
+    for (kind, stem), columns in written.items():
+        assert set(REQUIRED[kind][stem]) <= set(columns), (kind, stem)

@@ -1,24 +1,24 @@
 """POPGym figures from a POPGym run's ``curves.csv`` and ``summary.csv``.
 
-==================  =================================  =====================================
-figure              from                               shows
-==================  =================================  =====================================
-``popgym_curves``   ``curves.csv``                     mean return against env steps, one
-                                                       panel per environment, band over
-                                                       seeds
-``popgym_summary``  ``curves.csv`` and ``summary.csv``  MMER per environment and backbone,
-                                                       the mean over environments, and wall
-                                                       time per backbone
-``return_vs_cost``  ``summary.csv``                    final return against training wall
-                                                       time, one point per (backbone,
-                                                       environment)
-==================  =================================  =====================================
+- ``popgym_curves`` (``curves.csv``): mean return against env steps, one panel per
+  environment, one line per backbone, band min-max over seeds.
+- ``popgym_summary`` (``curves.csv``, ``summary.csv``): a heat map, environments as rows
+  (by family, then Easy/Medium/Hard), backbones as columns, each cell's MMER written in it
+  and coloured by MMER normalised within its row (``normalise_rows``), a last row with the
+  mean over environments (``mmer_table``); below it, wall time per backbone. Sized by the
+  number of rows and columns, so 48 environments x 9 backbones stay legible.
+- ``return_vs_cost`` (``summary.csv``): final return against training wall time, one point
+  per (backbone, environment).
+
+The tables behind them (``mmer``, ``mmer_table``, ``normalise_rows``, ``env_order``) are
+pure functions of the CSVs' DataFrames.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -79,53 +79,139 @@ def _cell_wall(summary: pd.DataFrame) -> pd.Series:
     return ok.groupby([ok["model"].astype(str), ok["env"].astype(str)])["wall_s"].max()
 
 
+DIFFICULTIES = ("Easy", "Medium", "Hard")
+
+
+def split_env_id(env: str) -> tuple[str, str]:
+    """``RepeatPreviousMedium`` -> ``("RepeatPrevious", "Medium")``; an id without one of
+    ``DIFFICULTIES`` at its end is its own family, with difficulty ``""``."""
+    for difficulty in DIFFICULTIES:
+        if env.endswith(difficulty) and len(env) > len(difficulty):
+            return env[: -len(difficulty)], difficulty
+    return env, ""
+
+
+def env_order(envs) -> list[str]:
+    """The distinct env ids by family (alphabetical), then Easy, Medium, Hard."""
+    def key(env: str) -> tuple[str, int, str]:
+        family, difficulty = split_env_id(env)
+        rank = DIFFICULTIES.index(difficulty) if difficulty else len(DIFFICULTIES)
+        return family, rank, env
+
+    return sorted(set(envs), key=key)
+
+
+def mmer_table(curves: pd.DataFrame) -> pd.DataFrame:
+    """``[env, model]`` MMER (``mmer``: each seed's best update, mean over seeds), rows in
+    ``env_order``, columns in ``style.model_order``, then a last row ``mean``: the mean over
+    environments of the raw MMER, as ``aggregate.csv``'s ``mean_mmer`` (over the
+    environments a backbone has). A (model, env) without a finished episode is NaN."""
+    scores = mmer(curves)
+    table = scores.unstack("model").reindex(
+        index=env_order(scores.index.get_level_values("env").astype(str)),
+        columns=style.model_order(scores.index.get_level_values("model").astype(str)))
+    table.loc["mean"] = table.mean(axis=0)
+    return table
+
+
+def normalise_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Each row mapped to [0, 1]: ``(x - row min) / (row max - row min)`` over its non-NaN
+    cells, so environments with different return scales share one colour scale. A row whose
+    cells are all equal (one backbone, or a tie) is 1 throughout; NaN stays NaN."""
+    low = table.min(axis=1)
+    span = table.max(axis=1) - low
+    scaled = table.sub(low, axis=0).div(span.where(span > 0), axis=0)  # NaN on tied rows
+    return scaled.mask(table.notna() & (span == 0).to_numpy()[:, None], 1.0)
+
+
 def draw_popgym_summary(run: Run, out: Path) -> style.Figure | str:
-    """MMER per environment and backbone, their mean, and wall time per backbone."""
+    """A heat map: MMER per environment (rows, by family then difficulty) and backbone
+    (columns), written in each cell, coloured by MMER normalised within the row; a last
+    row with the mean over environments; under it, wall time per backbone."""
     if "curves" not in run.tables:
         return "no curves.csv (MMER comes from the learning curves)"
     if "summary" not in run.tables:
         return "no summary.csv (wall time comes from the summary)"
-    scores = mmer(run.tables["curves"]).dropna()
-    if scores.empty:
+    if mmer(run.tables["curves"]).dropna().empty:
         return f"{run.files['curves']} has no finished episode"
-    wall = _cell_wall(run.tables["summary"])
-    models = style.model_order(scores.index.get_level_values("model").astype(str))
-    envs = list(dict.fromkeys(scores.index.get_level_values("env").astype(str)))
-    groups = [*envs, "mean over envs"]
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(max(8.0, 1.1 * len(groups) * max(1, len(models)) / 2 + 6), 4.8),
-        gridspec_kw={"width_ratios": [max(2, len(groups)), 1.2]}, layout="constrained")
-    width = 0.8 / len(models)
-    extra: dict[str, str] = {}
-    for i, model in enumerate(models):
-        per_env = scores.xs(model, level="model") if model in scores.index.get_level_values(
-            "model") else pd.Series(dtype=float)
-        values = [per_env.get(env, np.nan) for env in envs]
-        values.append(np.nanmean(values) if np.isfinite(values).any() else np.nan)
-        left.bar(np.arange(len(groups)) + (i - (len(models) - 1) / 2) * width, values,
-                 width, color=style.color(model, extra), label=model)
-    left.set_xticks(np.arange(len(groups)), groups, rotation=30 if len(groups) > 3 else 0,
-                    ha="right" if len(groups) > 3 else "center", fontsize=8)
-    left.set_ylabel("MMER (each seed's best update, mean over seeds)")
-    left.set_title("MMER per environment and backbone", fontsize=10)
-    left.axhline(0.0, color="k", lw=0.6)
-    left.grid(True, axis="y", alpha=0.3)
-    left.legend(fontsize=8)
-    wall_models = [m for m in models if m in wall.index.get_level_values(0)]
-    means = [float(wall.xs(m, level=0).mean()) for m in wall_models]
-    if wall_models:
-        right.bar(wall_models, means, color=[style.color(m, extra) for m in wall_models])
+    table = mmer_table(run.tables["curves"])
+    rows, models = list(table.index), list(table.columns)
+    envs_of = table.drop(index="mean").notna().sum()  # environments with an MMER, per model
+    # One backbone: nothing to compare within a row, so the cells stay uncoloured.
+    compare = len(models) > 1
+    colours = normalise_rows(table) if compare else table.notna().astype(float) * 0.1
+    # Inches: each cell holds "-0.00*" at 8 pt; the env ids on the left set the margin.
+    cell_w, cell_h = 0.72, 0.28
+    heat_w = max(3.2, cell_w * len(models))
+    heat_h = max(1.2, cell_h * len(rows))
+    label_w = 0.07 * max(len(r) for r in rows) + 0.5
+    fig = plt.figure(figsize=(label_w + heat_w + 0.4, heat_h + 3.8), layout="constrained")
+    grid = fig.add_gridspec(3, 1, height_ratios=[heat_h + 0.7, 0.12, 1.5])
+    heat, bar, walls = (fig.add_subplot(grid[i]) for i in range(3))
+    cmap = matplotlib.colormaps["viridis" if compare else "Greys"].with_extremes(bad="0.9")
+    image = heat.imshow(np.ma.masked_invalid(colours.to_numpy(float)), cmap=cmap, vmin=0.0,
+                        vmax=1.0, aspect="auto", interpolation="nearest")
+    for i, j in np.ndindex(table.shape):
+        value, shade = table.iat[i, j], colours.iat[i, j]
+        text = "–" if np.isnan(value) else f"{value:.2f}"
+        partial = rows[i] == "mean" and envs_of.iat[j] < len(rows) - 1
+        heat.text(j, i, text + ("*" if partial and not np.isnan(value) else ""),
+                  ha="center", va="center", fontsize=8,
+                  color="0.4" if np.isnan(shade) else (
+                      "white" if compare and shade < 0.5 else "black"),
+                  fontweight="bold" if rows[i] == "mean" else "normal")
+    heat.set_xticks(range(len(models)), models, fontsize=9)
+    heat.xaxis.tick_top()
+    heat.set_yticks(range(len(rows)), rows, fontsize=8)
+    heat.get_yticklabels()[-1].set_fontweight("bold")
+    heat.tick_params(length=0)
+    families = [split_env_id(r)[0] for r in rows[:-1]]
+    for i in range(1, len(families)):
+        if families[i] != families[i - 1]:
+            heat.axhline(i - 0.5, color="white", lw=2)
+    heat.axhline(len(rows) - 1.5, color="black", lw=1.5)
+    partial = [f"{m} {envs_of[m]} of {len(rows) - 1}" for m in models
+               if envs_of[m] < len(rows) - 1]
+    if partial:
+        heat.set_xlabel("* mean over fewer environments: " + ", ".join(partial), fontsize=8)
+    seeds = int(run.tables["curves"].groupby(["model", "env"])["seed"].nunique().max())
+    heat.set_title(f"MMER per environment and backbone (mean over {seeds} "
+                   f"seed{'s' if seeds > 1 else ''})", fontsize=10)
+    if compare:
+        fig.colorbar(image, cax=bar, orientation="horizontal").set_label(
+            "colour: (MMER - row min) / (row max - row min)", fontsize=8)
+        bar.tick_params(labelsize=7)
     else:
-        right.text(0.5, 0.5, "no finished cell\nin summary.csv", ha="center", va="center",
-                   transform=right.transAxes, color="0.4")
-        right.set_xticks([])
-    right.set_ylabel("training wall time per cell (s), mean over envs")
-    right.set_title("Wall time for the same budget", fontsize=10)
-    right.grid(True, axis="y", alpha=0.3)
+        bar.axis("off")
+        bar.text(0.5, 0.5, "one backbone: no colour (it compares backbones within a row)",
+                 ha="center", va="center", fontsize=8, color="0.4", transform=bar.transAxes)
+    wall = _cell_wall(run.tables["summary"])
+    means = [float(wall.xs(m, level=0).mean()) if m in wall.index.get_level_values(0)
+             else np.nan for m in models]
+    extra: dict[str, str] = {}
+    walls.bar(range(len(models)), means, color=[style.color(m, extra) for m in models])
+    for j, seconds in enumerate(means):
+        if np.isfinite(seconds):
+            walls.text(j, seconds, f"{seconds:.0f} s", ha="center", va="bottom", fontsize=7)
+    if not np.isfinite(means).any():
+        walls.text(0.5, 0.5, "no finished cell in summary.csv", ha="center", va="center",
+                   transform=walls.transAxes, color="0.4")
+    walls.set_xlim(-0.5, len(models) - 0.5)
+    walls.set_xticks(range(len(models)), models, fontsize=9)
+    walls.margins(y=0.2)
+    walls.set_ylabel("seconds", fontsize=8)
+    walls.set_title("training wall time per (backbone, env) cell, mean over envs",
+                    fontsize=9)
+    walls.grid(True, axis="y", alpha=0.3)
     fig.suptitle(f"POPGym summary on {run.device}", fontsize=11)
     caption = ("MMER = for each seed, the max over updates of the per-update mean episodic "
-               "return, then the mean over seeds (as POPGym and Lu et al. report it); right: "
-               "training seconds per (backbone, env) cell, compile excluded, seeds vmapped.")
+               "return, then the mean over seeds (as POPGym and Lu et al. report it), written "
+               "in each cell; colour: MMER normalised within each row (worst backbone 0, best "
+               "1), so environments with different return scales compare; rows by family, "
+               "then Easy/Medium/Hard; `mean`: the mean over environments of the raw MMER "
+               "(over the environments a backbone has, as aggregate.csv; * when fewer than "
+               "all); `–`: no finished episode. Below: training seconds per (backbone, env) "
+               "cell, compile excluded, seeds vmapped.")
     return style.save_figure("popgym_summary", run, fig, out, caption)
 
 

@@ -23,7 +23,7 @@ from benchmark import schema
 from benchmark.figures import FigureDataError, draw_figures
 from benchmark.figures.data import REQUIRED
 from benchmark.figures.memory import memory_success_lengths
-from benchmark.figures.popgym import mmer
+from benchmark.figures.popgym import env_order, mmer, normalise_rows, split_env_id
 from benchmark.figures.style import FORMATS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -256,16 +256,8 @@ def test_memory_figure_plots_means_bands_times_and_memory(tmp_path, drawn):
     assert _line(mem_ax, "s5") == ([4, 8], [2.0, 3.0])
 
 
-def test_popgym_summary_bars_are_each_seeds_best_update_averaged(tmp_path, drawn):
-    """MMER bars: per seed the best update, then the seed mean, per env, then the mean over
-    envs (s5: E1 (0.6 + 0.4) / 2 = 0.5, E2 (1.0 + 0.5) / 2 = 0.75, mean 0.625); wall-time
-    bars: each cell's wall time, mean over envs (s5 (10 + 30) / 2 = 20)."""
-    returns = {("s5", "E1"): [[0.2, 0.6], [0.4, 0.0]],
-               ("s5", "E2"): [[1.0, None], [0.0, 0.5]],
-               ("gru", "E1"): [[0.1, 0.1], [0.3, 0.2]],
-               ("gru", "E2"): [[-1.0, -0.5], [-0.2, -0.4]]}
-    walls = {("s5", "E1"): 10.0, ("s5", "E2"): 30.0, ("gru", "E1"): 4.0, ("gru", "E2"): 6.0}
-    run = tmp_path / "results" / "popgym" / "r"
+def _write_popgym(run: Path, returns: dict, walls: dict) -> None:
+    """curves.csv ((model, env) -> [per seed [per update return]]) and summary.csv (walls)."""
     _write(run, "curves.csv", [
         {"model": m, "env": e, "seed": s, "update": u + 1, "env_steps": 100 * (u + 1),
          "mean_return": r}
@@ -274,16 +266,80 @@ def test_popgym_summary_bars_are_each_seeds_best_update_averaged(tmp_path, drawn
     _write(run, "summary.csv", [
         {"model": m, "env": e, "seed": s, "status": "ok", "final_return": 0.0, "wall_s": w}
         for (m, e), w in walls.items() for s in (0, 1)])
+
+
+def test_popgym_summary_heat_map_writes_each_mmer_and_colours_it_within_its_row(
+        tmp_path, drawn):
+    """Cells: MMER (each seed's best update, mean over seeds), rows by family then
+    difficulty and a last `mean` row; colour: (x - row min) / (row max - row min); below,
+    wall time per backbone (mean over envs)."""
+    hard, easy = "RepeatPreviousHard", "CountRecallEasy"
+    returns = {("s5", hard): [[0.2, 0.6], [0.4, 0.0]],  # seed bests 0.6, 0.4: 0.5
+               ("s5", easy): [[1.0, None], [0.0, 0.6]],  # 1.0, 0.6: 0.8
+               ("gru", hard): [[0.1, 0.1], [0.3, 0.2]],  # 0.1, 0.3: 0.2
+               ("gru", easy): [[-1.0, -0.5], [-0.3, -0.4]],  # -0.5, -0.3: -0.4
+               ("lstm", hard): [[0.3, 0.3], [0.5, 0.1]],  # 0.3, 0.5: 0.4
+               ("lstm", easy): [[0.0, -0.2], [0.4, None]]}  # 0.0, 0.4: 0.2
+    walls = {("s5", hard): 10.0, ("s5", easy): 30.0, ("gru", hard): 4.0, ("gru", easy): 6.0,
+             ("lstm", hard): 8.0, ("lstm", easy): 12.0}
+    _write_popgym(tmp_path / "results" / "popgym" / "r", returns, walls)
     draw_figures(tmp_path / "results", tmp_path / "figures")
-    left, right = drawn["popgym_summary"].axes
-    bars = {c.get_label(): [p.get_height() for p in c.patches] for c in left.containers}
-    assert left.get_xticklabels()[-1].get_text() == "mean over envs"
-    # gru: E1 (0.1 + 0.3) / 2 = 0.2, E2 (-0.5 - 0.2) / 2 = -0.35, mean -0.075
-    assert bars == {"s5": [pytest.approx(0.5), pytest.approx(0.75), pytest.approx(0.625)],
-                    "gru": [pytest.approx(0.2), pytest.approx(-0.35), pytest.approx(-0.075)]}
-    (walls_bar,) = right.containers
-    assert [t.get_text() for t in right.get_xticklabels()] == ["s5", "gru"]
-    assert [p.get_height() for p in walls_bar.patches] == [20.0, 5.0]
+    fig = drawn["popgym_summary"]
+    (heat,) = [ax for ax in fig.axes if ax.images]
+    (bars_ax,) = [ax for ax in fig.axes if ax.containers]
+    rows = [t.get_text() for t in heat.get_yticklabels()]
+    columns = [t.get_text() for t in heat.get_xticklabels()]
+    # CountRecall before RepeatPrevious (families in alphabetical order)
+    assert rows == [easy, hard, "mean"] and columns == ["s5", "gru", "lstm"]
+    cells = {(rows[round(t.get_position()[1])], columns[round(t.get_position()[0])]):
+             t.get_text() for t in heat.texts}
+    # mean row: s5 (0.5 + 0.8) / 2 = 0.65, gru (0.2 - 0.4) / 2 = -0.1, lstm (0.4 + 0.2) / 2 = 0.3
+    assert cells == {(easy, "s5"): "0.80", (easy, "gru"): "-0.40", (easy, "lstm"): "0.20",
+                     (hard, "s5"): "0.50", (hard, "gru"): "0.20", (hard, "lstm"): "0.40",
+                     ("mean", "s5"): "0.65", ("mean", "gru"): "-0.10", ("mean", "lstm"): "0.30"}
+    # CountRecallEasy: min -0.4, max 0.8: lstm (0.2 + 0.4) / 1.2 = 0.5; RepeatPreviousHard:
+    # min 0.2, max 0.5: lstm (0.4 - 0.2) / 0.3 = 2/3; mean: lstm (0.3 + 0.1) / 0.75 = 8/15
+    colours = np.asarray(heat.images[0].get_array())
+    np.testing.assert_allclose(colours, [[1, 0, 0.5], [1, 0, 2 / 3], [1, 0, 8 / 15]])
+    assert "row min" in fig.axes[1].get_xlabel()  # the colour bar states the normalisation
+    (wall_bars,) = bars_ax.containers
+    assert [t.get_text() for t in bars_ax.get_xticklabels()] == ["s5", "gru", "lstm"]
+    # s5 (10 + 30) / 2 = 20, gru (4 + 6) / 2 = 5, lstm (8 + 12) / 2 = 10
+    assert [p.get_height() for p in wall_bars.patches] == [20.0, 5.0, 10.0]
+
+
+def test_popgym_summary_marks_a_missing_cell_and_a_mean_over_fewer_envs(tmp_path, drawn):
+    """A backbone without an environment gets `–` there, its mean (over the envs it has)
+    a `*`, and its cell no colour."""
+    returns = {("s5", "A"): [[0.2], [0.4]], ("s5", "B"): [[1.0], [0.6]],
+               ("gru", "A"): [[0.0], [0.2]]}
+    walls = {("s5", "A"): 1.0, ("s5", "B"): 1.0, ("gru", "A"): 1.0}
+    _write_popgym(tmp_path / "results" / "popgym" / "r", returns, walls)
+    draw_figures(tmp_path / "results", tmp_path / "figures")
+    (heat,) = [ax for ax in drawn["popgym_summary"].axes if ax.images]
+    # s5: A 0.3, B 0.8, mean 0.55; gru: A 0.1, B none, mean 0.1 over one env
+    assert [t.get_text() for t in heat.texts] == ["0.30", "0.10", "0.80", "–", "0.55", "0.10*"]
+    assert np.ma.getmaskarray(heat.images[0].get_array()).tolist() == [
+        [False, False], [False, True], [False, False]]
+
+
+def test_env_order_groups_families_then_easy_medium_hard():
+    """Env ids sort by family, then Easy < Medium < Hard; ids without a difficulty last."""
+    envs = ["RepeatPreviousHard", "CountRecallMedium", "RepeatPreviousEasy", "Odd",
+            "CountRecallEasy", "RepeatPreviousMedium"]
+    assert env_order(envs) == ["CountRecallEasy", "CountRecallMedium", "Odd",
+                               "RepeatPreviousEasy", "RepeatPreviousMedium",
+                               "RepeatPreviousHard"]
+    assert split_env_id("NoisyPositionOnlyCartPoleMedium") == ("NoisyPositionOnlyCartPole",
+                                                               "Medium")
+    assert split_env_id("Hard") == ("Hard", "")
+
+
+def test_normalise_rows_maps_each_row_to_0_1_ties_to_1_and_keeps_nan():
+    """(x - row min) / (row max - row min) per row; a row of equal values is 1; NaN stays."""
+    table = pd.DataFrame([[1.0, 3.0, 2.0], [-2.0, np.nan, 2.0], [0.5, 0.5, np.nan]])
+    np.testing.assert_allclose(normalise_rows(table).to_numpy(),
+                               [[0.0, 1.0, 0.5], [0.0, np.nan, 1.0], [1.0, 1.0, np.nan]])
 
 
 # ----------------------------------------------------------------------------- the package

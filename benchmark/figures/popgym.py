@@ -7,11 +7,16 @@
   and coloured by MMER normalised within its row (``normalise_rows``), a last row with the
   mean over environments (``mmer_table``); below it, wall time per backbone. Sized by the
   number of rows and columns, so 48 environments x 9 backbones stay legible.
+- ``popgym_mmer_vs_time`` (``curves.csv`` with ``wall_s``): the paper's Figure 3b, the MMER
+  so far, normalised per environment and averaged over environments, against training
+  wall-clock time, one line per backbone (``normalised_mmer_vs_time``). Skipped for runs
+  from before ``wall_s`` was recorded, and for runs of one backbone (nothing to normalise
+  against).
 - ``return_vs_cost`` (``summary.csv``): final return against training wall time, one point
   per (backbone, environment).
 
-The tables behind them (``mmer``, ``mmer_table``, ``normalise_rows``, ``env_order``) are
-pure functions of the CSVs' DataFrames.
+The tables behind them (``mmer``, ``mmer_table``, ``normalise_rows``, ``env_order``,
+``running_mmer``, ``normalised_mmer_vs_time``) are pure functions of the CSVs' DataFrames.
 """
 
 from __future__ import annotations
@@ -215,6 +220,120 @@ def draw_popgym_summary(run: Run, out: Path) -> style.Figure | str:
     return style.save_figure("popgym_summary", run, fig, out, caption)
 
 
+def running_mmer(curves: pd.DataFrame) -> pd.DataFrame:
+    """The MMER so far at each update: per seed, the running max over updates of the
+    update's mean return (an update without a finished episode holds the max so far), then
+    the mean over the seeds. Updates before every seed of the cell has finished an episode
+    are left out, so each point is a mean over all seeds and the last one is ``mmer``'s.
+
+    Args:
+      curves: a POPGym ``curves.csv`` table (model, env, seed, update, wall_s, mean_return).
+
+    Returns:
+      One row per (model, env, update) with a value: model, env, update, ``wall_s`` (the
+      update's training seconds, compile excluded; seeds share one program) and ``mmer``.
+    """
+    data = curves.assign(model=curves["model"].astype(str), env=curves["env"].astype(str))
+    data = data.sort_values(["model", "env", "seed", "update"])
+    best = data.groupby(["model", "env", "seed"])["mean_return"].cummax()
+    data["best"] = best.groupby([data["model"], data["env"], data["seed"]]).ffill()
+    cell = data.groupby(["model", "env", "update"])
+    table = cell.agg(wall_s=("wall_s", "max"), mmer=("best", "mean"),
+                     finished=("best", "count")).reset_index()
+    seeds = data.groupby(["model", "env"])["seed"].nunique().rename("seeds").reset_index()
+    table = table.merge(seeds, on=["model", "env"])
+    table = table[(table["finished"] == table["seeds"]) & table["wall_s"].notna()]
+    return table[["model", "env", "update", "wall_s", "mmer"]].reset_index(drop=True)
+
+
+def normalised_mmer_vs_time(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per backbone, the MMER so far, normalised per environment and averaged over
+    environments, against training wall time (the paper's Figure 3b).
+
+    Normalisation: each environment's ``running_mmer`` is mapped by ``(x - lo) / (hi - lo)``,
+    ``hi`` the best *final* MMER of that environment over the run's backbones and ``lo`` the
+    lowest MMER so far any backbone had there (its first point: the untrained policy), so
+    every curve lies in [0, 1] whatever the environment's return scale, and 1 is the best
+    final MMER. (``lo`` = the worst *final* MMER was the first choice; when backbones end
+    close together, say 0.99 and 1.00 from a start of -0.5, it sends the early curve to
+    -150 and the figure says nothing.) If ``lo == hi`` the environment counts 1 throughout.
+
+    Averaging: a backbone's environments end at different times, so each environment's
+    curve is interpolated linearly onto a common time grid (every ``wall_s`` of that
+    backbone's environments), holding its last value after it ends. The grid starts when
+    every environment has a value (its first update with an episode in every seed). A
+    backbone is averaged over the environments it has.
+
+    Returns:
+      Rows of model, ``wall_s``, ``normalised_mmer`` and ``envs`` (how many were averaged),
+      in time order per model.
+    """
+    so_far = running_mmer(curves)
+    final = so_far.groupby(["model", "env"])["mmer"].last()
+    low = so_far.groupby("env")["mmer"].min()
+    span = final.groupby(level="env").max() - low
+    env_low, env_span = so_far["env"].map(low), so_far["env"].map(span)
+    so_far["normalised"] = ((so_far["mmer"] - env_low) / env_span.where(env_span > 0)).where(
+        env_span > 0, 1.0)
+    lines = []
+    for model, rows in so_far.groupby("model"):
+        envs = [(g["wall_s"].to_numpy(float), g["normalised"].to_numpy(float))
+                for _, g in rows.groupby("env")]
+        start = max(times[0] for times, _ in envs)
+        grid = np.unique(np.concatenate([times for times, _ in envs]))
+        grid = grid[grid >= start]
+        mean = np.mean([np.interp(grid, times, values) for times, values in envs], axis=0)
+        lines.append(pd.DataFrame({"model": model, "wall_s": grid, "normalised_mmer": mean,
+                                   "envs": len(envs)}))
+    if not lines:
+        return pd.DataFrame(columns=["model", "wall_s", "normalised_mmer", "envs"])
+    return pd.concat(lines, ignore_index=True)
+
+
+def draw_popgym_mmer_vs_time(run: Run, out: Path) -> style.Figure | str:
+    """Normalised MMER so far against training wall time, one line per backbone."""
+    if "curves" not in run.tables:
+        return "no curves.csv"
+    curves = run.tables["curves"]
+    if "wall_s" not in curves.columns or curves["wall_s"].isna().all():
+        return (f"{run.files['curves']} has no wall_s column (a run from before it was "
+                "recorded)")
+    models = style.model_order(curves["model"].astype(str))
+    if len(models) < 2:
+        return f"one backbone only ({models[0]}): MMER is normalised between backbones"
+    lines = normalised_mmer_vs_time(curves)
+    if lines.empty:
+        return f"{run.files['curves']} has no update where every seed finished an episode"
+    envs = curves["env"].astype(str).nunique()
+    fig, ax = plt.subplots(figsize=(6.8, 4.6), layout="constrained")
+    extra: dict[str, str] = {}
+    for model in style.model_order(lines["model"]):
+        line = lines[lines["model"] == model]
+        count = int(line["envs"].iat[0])
+        label = model if count == envs else f"{model} ({count} of {envs} envs)"
+        ax.plot(line["wall_s"], line["normalised_mmer"], color=style.color(model, extra),
+                label=label, marker="o" if len(line) < 30 else None, ms=3)
+    times = lines["wall_s"][lines["wall_s"] > 0]
+    if len(times) and times.max() / times.min() > 10:
+        ax.set_xscale("log")
+    ax.axhline(0.0, color="0.5", lw=0.8, ls=":")
+    ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
+    ax.set_xlabel("training wall-clock seconds of each (backbone, env) cell (compile excluded)")
+    ax.set_ylabel("normalised MMER so far, mean over environments")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    seeds = int(curves.groupby(["model", "env"])["seed"].nunique().max())
+    ax.set_title(f"POPGym: normalised MMER against wall-clock time on {run.device}\n"
+                 f"({envs} environment{'s' if envs > 1 else ''}, mean over {seeds} seed"
+                 f"{'s' if seeds > 1 else ''})", fontsize=10)
+    caption = ("MMER so far = per seed the best update's mean return up to that time, mean "
+               "over seeds; normalised per environment from the lowest MMER so far of any "
+               "backbone (0, the untrained start) to the best final MMER (1); each "
+               "environment's curve is interpolated onto a common time grid, holding its last "
+               "value once it ends, then averaged over environments (the paper's Figure 3b).")
+    return style.save_figure("popgym_mmer_vs_time", run, fig, out, caption)
+
+
 def draw_return_vs_cost(run: Run, out: Path) -> style.Figure | str:
     """Final return against training wall time, a point per (backbone, environment)."""
     ok = ok_summary_rows(run)
@@ -250,4 +369,5 @@ def draw_return_vs_cost(run: Run, out: Path) -> style.Figure | str:
 # figure kind -> (the kind of run it is drawn from, its drawer)
 FIGURES = {"popgym_curves": ("popgym", draw_popgym_curves),
            "popgym_summary": ("popgym", draw_popgym_summary),
+           "popgym_mmer_vs_time": ("popgym", draw_popgym_mmer_vs_time),
            "return_vs_cost": ("popgym", draw_return_vs_cost)}

@@ -23,14 +23,22 @@ from benchmark import schema
 from benchmark.figures import FigureDataError, draw_figures
 from benchmark.figures.data import REQUIRED
 from benchmark.figures.memory import memory_success_lengths
-from benchmark.figures.popgym import env_order, mmer, normalise_rows, split_env_id
+from benchmark.figures.popgym import (
+    env_order,
+    mmer,
+    normalise_rows,
+    normalised_mmer_vs_time,
+    running_mmer,
+    split_env_id,
+)
 from benchmark.figures.style import FORMATS
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "figures" / "results"
 EXPECTED = ("scaling_speed-fixture", "speed_ratio_speed-fixture",
             "memory_length_memory-fixture", "popgym_curves_popgym-fixture",
-            "popgym_summary_popgym-fixture", "return_vs_cost_popgym-fixture")
+            "popgym_summary_popgym-fixture", "popgym_mmer_vs_time_popgym-fixture",
+            "return_vs_cost_popgym-fixture")
 runner = CliRunner()
 
 
@@ -80,7 +88,7 @@ def test_absent_data_skips_a_figure_with_a_reason(results, tmp_path):
     shutil.rmtree(results / "popgym")
     report = draw_figures(results, tmp_path / "figures")
     assert [f.kind for f in report.figures] == ["memory_length"]
-    assert len(report.skipped) == 5
+    assert len(report.skipped) == 6  # scaling, speed_ratio and four POPGym figures
     assert any("no speed run (speed.csv)" in line for line in report.skipped)
     assert any("no POPGym run" in line for line in report.skipped)
 
@@ -340,6 +348,110 @@ def test_normalise_rows_maps_each_row_to_0_1_ties_to_1_and_keeps_nan():
     table = pd.DataFrame([[1.0, 3.0, 2.0], [-2.0, np.nan, 2.0], [0.5, 0.5, np.nan]])
     np.testing.assert_allclose(normalise_rows(table).to_numpy(),
                                [[0.0, 1.0, 0.5], [0.0, np.nan, 1.0], [1.0, 1.0, np.nan]])
+
+
+def _curves(cells: dict) -> pd.DataFrame:
+    """curves.csv rows: (model, env) -> (wall_s per update, [per seed [return per update]])."""
+    return pd.DataFrame([
+        {"model": m, "env": e, "seed": s, "update": u + 1, "env_steps": 100 * (u + 1),
+         "wall_s": walls[u], "mean_return": r}
+        for (m, e), (walls, seeds) in cells.items() for s, per in enumerate(seeds)
+        for u, r in enumerate(per)])
+
+
+# Two backbones, two envs, two seeds, three updates; gru's E1 seed 1 and seed 0 finish
+# their first episode late (NaN), and E1/E2 run for different wall times per backbone.
+NAN = float("nan")
+MMER_VS_TIME = {
+    ("s5", "E1"): ([1.0, 2.0, 3.0], [[0.0, 0.4, 0.2], [0.2, 0.2, 0.6]]),
+    ("gru", "E1"): ([2.0, 4.0, 6.0], [[0.1, NAN, 0.3], [NAN, 0.1, 0.1]]),
+    ("s5", "E2"): ([2.0, 4.0, 6.0], [[1.0, 3.0, 2.0], [3.0, 1.0, 1.0]]),
+    ("gru", "E2"): ([1.0, 2.0, 3.0], [[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]]),
+}
+
+
+def test_running_mmer_is_the_seed_mean_of_each_seeds_best_so_far():
+    """Per seed the running max over updates (NaN holds the max so far), then the seed
+    mean; an update before every seed has an episode is left out."""
+    so_far = running_mmer(_curves(MMER_VS_TIME)).set_index(["model", "env", "update"])
+    # s5 E1: seed 0 running 0.0, 0.4, 0.4; seed 1 0.2, 0.2, 0.6: means 0.1, 0.3, 0.5
+    assert so_far.loc[("s5", "E1"), "mmer"].tolist() == pytest.approx([0.1, 0.3, 0.5])
+    # gru E1: seed 0 0.1, 0.1, 0.3; seed 1 -, 0.1, 0.1: update 1 left out, then 0.1, 0.2
+    assert so_far.loc[("gru", "E1"), "mmer"].tolist() == pytest.approx([0.1, 0.2])
+    assert so_far.loc[("gru", "E1"), "wall_s"].tolist() == [4.0, 6.0]
+    # s5 E2: 1, 3, 3 and 3, 3, 3: 2, 3, 3; gru E2: 0, 1, 2 and 2, 2, 2: 1, 1.5, 2
+    assert so_far.loc[("s5", "E2"), "mmer"].tolist() == pytest.approx([2.0, 3.0, 3.0])
+    assert so_far.loc[("gru", "E2"), "mmer"].tolist() == pytest.approx([1.0, 1.5, 2.0])
+
+
+def test_normalised_mmer_vs_time_normalises_per_env_and_averages_on_a_common_grid():
+    """Per env (x - lowest MMER so far) / (best final - lowest), each env interpolated onto
+    the backbone's time grid (last value held), then the mean over envs."""
+    # E1: lowest 0.1, best final 0.5 (s5), span 0.4: s5 0, 0.5, 1 at t 1, 2, 3;
+    #     gru 0, 0.25 at t 4, 6.
+    # E2: lowest 1 (gru), best final 3 (s5), span 2: s5 0.5, 1, 1 at t 2, 4, 6;
+    #     gru 0, 0.25, 0.5 at t 1, 2, 3.
+    # s5 grid starts at t=2 (E2's first point): t 2, 3, 4, 6. E1 0.5, 1, 1 (held), 1;
+    #     E2 0.5, 0.75 (halfway from 0.5 at t=2 to 1 at t=4), 1, 1: means 0.5, 0.875, 1, 1
+    # gru grid starts at t=4 (E1's first point): t 4, 6. E1 0, 0.25; E2 0.5, 0.5 (held):
+    #     means 0.25, 0.375
+    lines = normalised_mmer_vs_time(_curves(MMER_VS_TIME))
+    s5, gru = (lines[lines["model"] == m] for m in ("s5", "gru"))
+    assert s5["wall_s"].tolist() == [2.0, 3.0, 4.0, 6.0]
+    assert s5["normalised_mmer"].tolist() == pytest.approx([0.5, 0.875, 1.0, 1.0])
+    assert gru["wall_s"].tolist() == [4.0, 6.0]
+    assert gru["normalised_mmer"].tolist() == pytest.approx([0.25, 0.375])
+    assert set(lines["envs"]) == {2}
+
+
+def test_popgym_mmer_vs_time_draws_one_line_per_backbone(tmp_path, drawn):
+    """The figure's lines are normalised_mmer_vs_time's, on a linear axis (2 s to 6 s spans
+    less than a decade), titled with the device."""
+    run = tmp_path / "results" / "popgym" / "r"
+    _write(run, "curves.csv", _curves(MMER_VS_TIME).to_dict("records"))
+    draw_figures(tmp_path / "results", tmp_path / "figures")
+    (ax,) = drawn["popgym_mmer_vs_time"].axes
+    assert _line(ax, "s5") == ([2.0, 3.0, 4.0, 6.0], pytest.approx([0.5, 0.875, 1.0, 1.0]))
+    assert _line(ax, "gru") == ([4.0, 6.0], pytest.approx([0.25, 0.375]))
+    assert ax.get_xscale() == "linear"
+    assert "on unknown device" in ax.get_title()  # no meta.json in this run folder
+
+
+def test_popgym_mmer_vs_time_counts_a_tied_env_as_1_and_goes_log_past_a_decade(tmp_path,
+                                                                                 drawn):
+    """An env where lowest MMER so far == best final counts 1 at every time; a backbone
+    with fewer envs says so in its label; times from 1 s to 100 s get a log axis."""
+    cells = {("s5", "A"): ([1.0, 10.0, 100.0], [[0.5, 0.5, 0.5]]),
+             ("gru", "A"): ([1.0, 10.0, 100.0], [[0.5, 0.2, 0.5]]),
+             ("s5", "B"): ([1.0, 10.0, 100.0], [[0.0, 1.0, 1.0]])}
+    _write(tmp_path / "results" / "popgym" / "r", "curves.csv",
+           _curves(cells).to_dict("records"))
+    draw_figures(tmp_path / "results", tmp_path / "figures")
+    (ax,) = drawn["popgym_mmer_vs_time"].axes
+    # A ties at 0.5 (1 throughout); B: lowest 0, best 1: s5 0, 1, 1; s5's mean 0.5, 1, 1
+    assert _line(ax, "s5") == ([1.0, 10.0, 100.0], pytest.approx([0.5, 1.0, 1.0]))
+    assert _line(ax, "gru (1 of 2 envs)") == ([1.0, 10.0, 100.0], [1.0, 1.0, 1.0])
+    assert ax.get_xscale() == "log"
+
+
+def test_popgym_mmer_vs_time_skips_runs_without_wall_s_or_with_one_backbone(tmp_path):
+    """Curves from before wall_s was recorded, or a run of one backbone (nothing to
+    normalise against), skip the figure with a one-line reason; the others are drawn."""
+    old = tmp_path / "results" / "popgym" / "old"
+    _write(old, "curves.csv", _curves(MMER_VS_TIME).drop(columns="wall_s").to_dict("records"))
+    alone = tmp_path / "results" / "popgym" / "alone"
+    _write(alone, "curves.csv", _curves({("s5", "E1"): MMER_VS_TIME[("s5", "E1")]}).to_dict(
+        "records"))
+    report = draw_figures(tmp_path / "results", tmp_path / "figures")
+    title = "POPGym: normalised MMER against wall-clock time"
+    skips = sorted(line for line in report.skipped if line.startswith(title))
+    assert skips == [
+        f"{title} (popgym/alone): one backbone only (s5): MMER is normalised between "
+        "backbones",
+        f"{title} (popgym/old): {old / 'curves.csv'} has no wall_s column (a run from before "
+        "it was recorded)"]
+    assert {f.stem for f in report.figures} >= {"popgym_curves_popgym-old",
+                                                "popgym_curves_popgym-alone"}
 
 
 # ----------------------------------------------------------------------------- the package

@@ -6,8 +6,8 @@ whose data is present, one figure per run folder. The figures, by module:
 
 - ``speed``: ``scaling``, ``speed_ratio`` (from ``speed.csv``);
 - ``memory``: ``memory_length`` (a memory run's ``summary.csv``);
-- ``popgym``: ``popgym_curves``, ``popgym_summary``, ``return_vs_cost`` (a POPGym run's
-  ``curves.csv`` and ``summary.csv``);
+- ``popgym``: ``popgym_curves``, ``popgym_summary``, ``popgym_mmer_vs_time``,
+  ``return_vs_cost`` (a POPGym run's ``curves.csv`` and ``summary.csv``);
 - ``meta``: ``meta_trials``, ``meta_curves`` (a meta run's ``trials.csv`` and ``curves.csv``).
 
 Each module's docstring says what its figures show. ``data`` finds run folders and reads

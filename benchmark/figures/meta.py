@@ -1,4 +1,4 @@
-"""The meta-RL figures, drawn from the CSVs of `s5bench meta` run folders alone.
+"""Meta-RL figures from a ``s5bench meta`` run's ``trials.csv`` and ``curves.csv``.
 
 ===============  =====================  =====================================================
 figure           from                   shows
@@ -12,67 +12,24 @@ figure           from                   shows
                                         environment steps, band min-max over seeds
 ===============  =====================  =====================================================
 
-A run folder is a meta run when it holds ``trials.csv``. ``load_meta_runs`` reads and
-checks their CSVs (``draw_figures`` calls it before drawing anything); ``draw_meta_figures``
-adds their figures and skip lines to a ``benchmark.figures.Report``, so they land in the
-same ``index.md``.
+A run folder is a meta run when it holds ``trials.csv``. A results folder without one adds
+no skip line: the other figures stand alone.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from benchmark.figures import style
+from benchmark.figures.data import Run, smooth_per_seed
 
-from benchmark.figures import (  # noqa: E402
-    Figure,
-    FigureDataError,
-    Report,
-    Run,
-    _color,
-    _figure,
-    _model_order,
-    _smooth_per_seed,
-    read_run,
-)
-
-TRIALS_COLUMNS = ("model", "seed", "split", "env", "trial", "mean_return")
-CURVES_COLUMNS = ("model", "seed", "update", "env_steps", "mean_return")
-TITLES = {"meta_trials": "Meta-RL: return against trial index (in-context learning)",
-          "meta_curves": "Meta-RL training curves"}
 SPLITS = ("train", "held-out")
-_TABLES = {"trials": TRIALS_COLUMNS, "curves": CURVES_COLUMNS}
 
 
-def meta_run_folders(results: Path) -> list[Path]:
-    """Folders under ``results`` (any depth) holding a ``trials.csv``."""
-    return sorted({p.parent for p in Path(results).rglob("trials.csv")})
-
-
-def load_meta_runs(results: Path) -> list[Run]:
-    """Every meta run under ``results`` with its checked trials.csv (and curves.csv).
-
-    Raises:
-      FigureDataError: a meta CSV is unreadable or lacks a required column.
-    """
-    results = Path(results)
-    return [read_run(folder, results, "meta", _TABLES) for folder in meta_run_folders(results)]
-
-
-def draw_meta_figures(runs: list[Run], out: Path, report: Report) -> None:
-    """Draw both meta figures of every run of ``load_meta_runs`` into ``out`` (which exists);
-    record them in ``report``. No meta run adds no skip line: the other figures' stand alone.
-    """
-    for run in runs:
-        report.add(_draw_trials(run, out), TITLES["meta_trials"], run.name)
-        curves = _draw_curves(run, out) if "curves" in run.tables else "no curves.csv"
-        report.add(curves, TITLES["meta_curves"], run.name)
-
-
-def _draw_trials(run: Run, out: Path) -> Figure | str:
+def draw_meta_trials(run: Run, out: Path) -> style.Figure | str:
+    """Evaluation return against trial index, train and held-out suites side by side."""
     trials = run.tables["trials"]
     if trials["mean_return"].notna().sum() == 0:
         return "trials.csv has no return"
@@ -84,11 +41,11 @@ def _draw_trials(run: Run, out: Path) -> Figure | str:
     extra: dict[str, str] = {}
     for ax, split in zip(axes[0], splits, strict=True):
         rows = trials[trials["split"] == split]
-        for model in _model_order(rows["model"].astype(str)):
+        for model in style.model_order(rows["model"].astype(str)):
             data = rows[rows["model"].astype(str) == model]
             # Mean over base envs per (seed, trial), then mean and range over seeds.
             per_seed = data.groupby(["trial", "seed"])["mean_return"].mean().unstack("seed")
-            color = _color(model, extra)
+            color = style.color(model, extra)
             ax.plot(per_seed.index, per_seed.mean(axis=1), color=color, marker="o", ms=4,
                     label=model)
             ax.fill_between(per_seed.index, per_seed.min(axis=1), per_seed.max(axis=1),
@@ -106,21 +63,24 @@ def _draw_trials(run: Run, out: Path) -> Figure | str:
     caption = ("Each trial's return is scaled by its base environment's trial-return bound "
                "(envs/meta.py RETURN_BOUNDS), so it lies in about [-1, 1]; fresh random "
                "projections, carry reset only at the meta-episode start.")
-    return _figure("meta_trials", run, fig, out, caption, TITLES["meta_trials"])
+    return style.save_figure("meta_trials", run, fig, out, caption)
 
 
-def _draw_curves(run: Run, out: Path) -> Figure | str:
+def draw_meta_curves(run: Run, out: Path) -> style.Figure | str:
+    """Mean meta-episode return during training against env steps, band over seeds."""
+    if "curves" not in run.tables:
+        return "no curves.csv"
     curves = run.tables["curves"]
     if curves["mean_return"].notna().sum() == 0:
         return "curves.csv has no finished meta-episode"
     fig, ax = plt.subplots(figsize=(5.6, 3.8), layout="constrained")
     extra: dict[str, str] = {}
     window = 1
-    for model in _model_order(curves["model"].astype(str)):
-        smooth, window = _smooth_per_seed(curves[curves["model"].astype(str) == model])
+    for model in style.model_order(curves["model"].astype(str)):
+        smooth, window = smooth_per_seed(curves[curves["model"].astype(str) == model])
         if smooth.empty:
             continue
-        color = _color(model, extra)
+        color = style.color(model, extra)
         ax.plot(smooth.index, smooth.mean(axis=1), color=color, label=model)
         ax.fill_between(smooth.index, smooth.min(axis=1), smooth.max(axis=1), color=color,
                         alpha=0.15, lw=0)
@@ -132,7 +92,8 @@ def _draw_curves(run: Run, out: Path) -> Figure | str:
                  f"seeds", fontsize=10)
     caption = (f"Per-update mean return of the meta-episodes that ended (K trials each), "
                f"each seed smoothed by a trailing mean over {window} updates.")
-    return _figure("meta_curves", run, fig, out, caption, TITLES["meta_curves"])
+    return style.save_figure("meta_curves", run, fig, out, caption)
 
 
-__all__ = ["FigureDataError", "draw_meta_figures", "load_meta_runs", "meta_run_folders"]
+# figure kind -> (the kind of run it is drawn from, its drawer)
+FIGURES = {"meta_trials": ("meta", draw_meta_trials), "meta_curves": ("meta", draw_meta_curves)}

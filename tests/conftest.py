@@ -53,3 +53,18 @@ def no_compile(monkeypatch):
         raise AssertionError("training started despite bad input")
 
     monkeypatch.setattr(benchmark.experiments, "run_cells", boom)
+
+
+@pytest.fixture
+def clock_family(monkeypatch):
+    """A registered family of Clock stubs (tests/envs/stubs.py), ClockEasy, ClockMedium and
+    ClockHard, alike: episodes of 3 steps that return 1 + 2 + 3 = 6 whatever the policy (one
+    program for all three, so the compilation cache compiles it once)."""
+    import functools
+
+    from envs.registry import ENVS, EnvEntry
+    from tests.envs.stubs import Clock
+
+    for difficulty in ("Easy", "Medium", "Hard"):
+        monkeypatch.setitem(ENVS, f"Clock{difficulty}", EnvEntry(
+            functools.partial(Clock, limit=3), "stub", "Clock", difficulty))

@@ -151,21 +151,6 @@ def test_s5_evaluation_auto_is_sequential_on_cpu_and_parallel_elsewhere(monkeypa
     assert _resolved_settings([Cell({}, config)]) == {"s5_evaluation": "parallel"}
 
 
-@pytest.fixture
-def clock_family(monkeypatch):
-    """A registered family of Clock stubs (tests/envs/stubs.py), ClockEasy, ClockMedium and
-    ClockHard, alike: episodes of 3 steps that return 1 + 2 + 3 = 6 whatever the policy (one
-    program for all three, so the compilation cache compiles it once)."""
-    import functools
-
-    from envs.registry import ENVS, EnvEntry
-    from tests.envs.stubs import Clock
-
-    for difficulty in ("Easy", "Medium", "Hard"):
-        monkeypatch.setitem(ENVS, f"Clock{difficulty}", EnvEntry(
-            functools.partial(Clock, limit=3), "stub", "Clock", difficulty))
-
-
 def test_family_run_end_to_end_with_a_failing_cell(tmp_path, monkeypatch, clock_family):
     """`--env Clock` expands to its three difficulties; a cell that errors (injected in
     ClockMedium) is `error` rows and exit status 1 while the others train; curves.csv

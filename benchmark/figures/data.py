@@ -167,6 +167,13 @@ def read_run(folder: Path, results: Path, kind: str) -> Run:
     return run
 
 
+def _merged_shard(folder: Path) -> bool:
+    """A shard of a sweep (``--shard I/N``) whose sweep folder holds the merged tables: the
+    sweep is drawn once, from its merged CSVs, not once per shard."""
+    shard = (_read_json(folder / "config.json").get("options") or {}).get("shard")
+    return shard is not None and (folder.parent / schema.SUMMARY_CSV).exists()
+
+
 def load_runs(results: Path) -> list[Run]:
     """Every run folder under ``results`` with its checked tables, in path order.
 
@@ -177,7 +184,7 @@ def load_runs(results: Path) -> list[Run]:
     runs = []
     for folder in find_run_folders(results):
         kind = run_kind(folder)
-        if kind is not None:
+        if kind is not None and not _merged_shard(folder):
             runs.append(read_run(folder, results, kind))
     return runs
 

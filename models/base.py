@@ -90,8 +90,3 @@ def transformer_sizes(d_model: int, num_heads: int, mlp_dim: int, new_width: int
     while new_width % heads:
         heads -= 1
     return heads, max(1, round(new_width * mlp_dim / d_model))
-
-
-def zeros_like_carry(carry: Carry) -> Carry:
-    """A carry of the same structure, shapes and dtypes, filled with zeros."""
-    return jax.tree.map(jnp.zeros_like, carry)

@@ -32,6 +32,8 @@ What differs, and why:
 - initialisation: flax's (LeCun normal weights, zero biases), not PyTorch's defaults.
 - the ``paper`` preset's sizes (H = 256, MLP 256, 4 layers) are chosen for a parameter
   count near the paper's S5 (``s5bench models``).
+
+Every module reads its settings from one ``MinGRUConfig`` attribute.
 """
 
 from __future__ import annotations
@@ -50,8 +52,7 @@ from models.linear_scan import SCANS, Evaluation, check_evaluation, resolve_eval
 class MinGRU(nn.Module):
     """The minGRU recurrence with resets, ``[T, B, D] -> [T, B, hidden_size]``."""
 
-    hidden_size: int
-    evaluation: Evaluation
+    config: MinGRUConfig
 
     @nn.compact
     def __call__(self, h0: jax.Array, x: jax.Array, resets: jax.Array):
@@ -65,29 +66,28 @@ class MinGRU(nn.Module):
         Returns:
           ``(h [B, hidden_size], hs [T, B, hidden_size])``: the last state and every state.
         """
-        gate = nn.Dense(self.hidden_size, name="gate")(x)  # z_t = sigmoid(gate)
-        candidate = nn.Dense(self.hidden_size, name="candidate")(x)  # h~_t
+        cfg = self.config
+        gate = nn.Dense(cfg.hidden_size, name="gate")(x)  # z_t = sigmoid(gate)
+        candidate = nn.Dense(cfg.hidden_size, name="candidate")(x)  # h~_t
         keep = jax.nn.sigmoid(-gate)  # 1 - z_t, without cancellation
-        hs = SCANS[self.evaluation](keep, jax.nn.sigmoid(gate) * candidate, resets, h0)
+        hs = SCANS[cfg.resolved_evaluation](keep, jax.nn.sigmoid(gate) * candidate, resets, h0)
         return hs[-1], hs
 
 
 class MinGRUBlock(nn.Module):
     """Pre-norm minGRU and MLP sub-layers, each with a residual; ``(x, h0) -> (x, h)``."""
 
-    d_model: int
-    hidden_size: int
-    mlp_dim: int
-    evaluation: Evaluation
+    config: MinGRUConfig
 
     @nn.compact
     def __call__(self, x: jax.Array, h0: jax.Array, resets: jax.Array):
-        h, y = MinGRU(self.hidden_size, self.evaluation)(h0, nn.LayerNorm()(x), resets)
-        if self.hidden_size != self.d_model:
-            y = nn.Dense(self.d_model, name="out")(y)
+        cfg = self.config
+        h, y = MinGRU(cfg)(h0, nn.LayerNorm()(x), resets)
+        if cfg.hidden_size != cfg.d_model:
+            y = nn.Dense(cfg.d_model, name="out")(y)
         x = x + y
-        y = nn.Dense(self.mlp_dim, name="mlp_in")(nn.LayerNorm()(x))
-        return x + nn.Dense(self.d_model, name="mlp_out")(nn.gelu(y)), h
+        y = nn.Dense(cfg.mlp_dim, name="mlp_in")(nn.LayerNorm()(x))
+        return x + nn.Dense(cfg.d_model, name="mlp_out")(nn.gelu(y)), h
 
 
 class MinGRUMemory(nn.Module):
@@ -96,23 +96,20 @@ class MinGRUMemory(nn.Module):
     The carry is ``[B, L, hidden_size]`` float32: one state per layer.
     """
 
-    d_model: int = 256
-    hidden_size: int = 256
-    mlp_dim: int = 256
-    num_layers: int = 4
-    evaluation: Evaluation = "parallel"
+    config: MinGRUConfig
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:
-        return jnp.zeros((batch_size, self.num_layers, self.hidden_size), jnp.float32)
+        cfg = self.config
+        return jnp.zeros((batch_size, cfg.num_layers, cfg.hidden_size), jnp.float32)
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
+        cfg = self.config
         x = inputs
-        if inputs.shape[-1] != self.d_model:
-            x = nn.Dense(self.d_model, name="encoder")(inputs)
-        layers = stacked_layers(MinGRUBlock, self.num_layers, self.d_model, self.hidden_size,
-                                self.mlp_dim, self.evaluation)
+        if inputs.shape[-1] != cfg.d_model:
+            x = nn.Dense(cfg.d_model, name="encoder")(inputs)
+        layers = stacked_layers(MinGRUBlock, cfg.num_layers, cfg)
         x, h = layers(x, jnp.swapaxes(carry, 0, 1), resets)
         return jnp.swapaxes(h, 0, 1), nn.LayerNorm(name="norm_out")(x)
 
@@ -156,6 +153,5 @@ class MinGRUConfig:
             mlp_dim=max(1, d_model * self.mlp_dim // self.d_model))
 
     def build(self) -> MinGRUMemory:
-        return MinGRUMemory(d_model=self.d_model, hidden_size=self.hidden_size,
-                            mlp_dim=self.mlp_dim, num_layers=self.num_layers,
-                            evaluation=self.resolved_evaluation)
+        """The minGRU stack, with ``evaluation="auto"`` resolved for the current backend."""
+        return MinGRUMemory(dataclasses.replace(self, evaluation=self.resolved_evaluation))

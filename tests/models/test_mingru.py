@@ -45,7 +45,7 @@ def _python_loop(params, h0, x, resets):
 @pytest.mark.parametrize("evaluation", ["parallel", "sequential"])
 def test_cell_equals_python_loop(evaluation):
     """The minGRU cell (either scan) equals the paper's recurrence written as a plain loop."""
-    cell = MinGRU(hidden_size=HIDDEN, evaluation=evaluation)
+    cell = MinGRU(MinGRUConfig(hidden_size=HIDDEN, evaluation=evaluation))
     keys = jax.random.split(jax.random.key(0), 3)
     x = jax.random.normal(keys[0], (T, B, D))
     h0 = jax.random.normal(keys[1], (B, HIDDEN))
@@ -59,7 +59,7 @@ def test_cell_equals_python_loop(evaluation):
 
 def test_reset_step_is_the_gated_candidate():
     """At an episode start h_t = z_t h~_t (here z = sigmoid(0) = 0.5, h~ = 2: h = 1), whatever came before."""
-    cell = MinGRU(hidden_size=1, evaluation="parallel")
+    cell = MinGRU(MinGRUConfig(hidden_size=1, evaluation="parallel"))
     params = {"params": {"gate": {"kernel": jnp.zeros((1, 1)), "bias": jnp.zeros(1)},
                          "candidate": {"kernel": jnp.ones((1, 1)), "bias": jnp.zeros(1)}}}
     x = jnp.array([2.0, 2.0, 2.0]).reshape(3, 1, 1)

@@ -19,8 +19,7 @@ from models.base import Carry
 class MLPMemory(nn.Module):
     """Per-step MLP behind the Memory contract. Its carry is an empty ``[B, 0]`` array."""
 
-    hidden_size: int = 256
-    num_layers: int = 2
+    config: MLPConfig
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:
@@ -30,8 +29,8 @@ class MLPMemory(nn.Module):
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
         del resets  # nothing is remembered, so there is nothing to reset
         x = inputs
-        for _ in range(self.num_layers):
-            x = nn.gelu(nn.Dense(self.hidden_size)(x))
+        for _ in range(self.config.num_layers):
+            x = nn.gelu(nn.Dense(self.config.hidden_size)(x))
         return carry, x
 
 
@@ -55,4 +54,4 @@ class MLPConfig:
         return dataclasses.replace(self, hidden_size=d_model, num_layers=num_layers)
 
     def build(self) -> MLPMemory:
-        return MLPMemory(hidden_size=self.hidden_size, num_layers=self.num_layers)
+        return MLPMemory(self)

@@ -13,7 +13,7 @@ or step by step (``lax.scan``); acting is the same call with T = 1. A reset zero
 state before the step's input, so ``h_t = z_t h~_t`` at an episode start.
 
 What follows the paper: the minGRU cell above, in its plain form (``h~`` without an
-activation, ``h_0 = 0``), with a hidden width that may differ from the input's.
+activation, ``h_0 = 0``), with a state width (``state_size``) that may differ from the input's.
 
 What differs, and why:
 
@@ -24,7 +24,7 @@ What differs, and why:
   (which keeps ``h~`` positive for the logarithm) is not needed. ``1 - z_t`` is computed
   as ``sigmoid(-k)``, exact where ``z_t`` is near 1.
 - the stack is s5bench's: each layer is two pre-norm residual sub-layers, LayerNorm ->
-  minGRU (-> Dense back to ``d_model`` if the hidden width differs) -> residual, then
+  minGRU (-> Dense back to ``d_model`` if the state width differs) -> residual, then
   LayerNorm -> MLP (GELU) -> residual, with a final LayerNorm after the stack. The paper
   stacks minGRUs with normalisation, residual connections and MLPs in the manner of
   Transformer and Mamba blocks for its language-model experiments; the residual and the
@@ -50,7 +50,7 @@ from models.linear_scan import SCANS, Evaluation, check_evaluation, resolve_eval
 
 
 class MinGRU(nn.Module):
-    """The minGRU recurrence with resets, ``[T, B, D] -> [T, B, hidden_size]``."""
+    """The minGRU recurrence with resets, ``[T, B, D] -> [T, B, state_size]``."""
 
     config: MinGRUConfig
 
@@ -59,16 +59,16 @@ class MinGRU(nn.Module):
         """Run the cell over a sequence.
 
         Args:
-          h0: ``[B, hidden_size]`` float32, the state before step 0.
+          h0: ``[B, state_size]`` float32, the state before step 0.
           x: ``[T, B, D]`` float32 inputs.
           resets: ``[T, B]`` bool.
 
         Returns:
-          ``(h [B, hidden_size], hs [T, B, hidden_size])``: the last state and every state.
+          ``(h [B, state_size], hs [T, B, state_size])``: the last state and every state.
         """
         cfg = self.config
-        gate = nn.Dense(cfg.hidden_size, name="gate")(x)  # z_t = sigmoid(gate)
-        candidate = nn.Dense(cfg.hidden_size, name="candidate")(x)  # h~_t
+        gate = nn.Dense(cfg.state_size, name="gate")(x)  # z_t = sigmoid(gate)
+        candidate = nn.Dense(cfg.state_size, name="candidate")(x)  # h~_t
         keep = jax.nn.sigmoid(-gate)  # 1 - z_t, without cancellation
         hs = SCANS[cfg.resolved_evaluation](keep, jax.nn.sigmoid(gate) * candidate, resets, h0)
         return hs[-1], hs
@@ -83,7 +83,7 @@ class MinGRUBlock(nn.Module):
     def __call__(self, x: jax.Array, h0: jax.Array, resets: jax.Array):
         cfg = self.config
         h, y = MinGRU(cfg)(h0, nn.LayerNorm()(x), resets)
-        if cfg.hidden_size != cfg.d_model:
+        if cfg.state_size != cfg.d_model:
             y = nn.Dense(cfg.d_model, name="out")(y)
         x = x + y
         y = nn.Dense(cfg.mlp_dim, name="mlp_in")(nn.LayerNorm()(x))
@@ -93,7 +93,7 @@ class MinGRUBlock(nn.Module):
 class MinGRUMemory(nn.Module):
     """Stacked minGRU blocks behind the Memory contract (see ``models/base.py``).
 
-    The carry is ``[B, L, hidden_size]`` float32: one state per layer.
+    The carry is ``[B, L, state_size]`` float32: one state per layer.
     """
 
     config: MinGRUConfig
@@ -101,7 +101,7 @@ class MinGRUMemory(nn.Module):
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:
         cfg = self.config
-        return jnp.zeros((batch_size, cfg.num_layers, cfg.hidden_size), jnp.float32)
+        return jnp.zeros((batch_size, cfg.num_layers, cfg.state_size), jnp.float32)
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
@@ -125,14 +125,14 @@ class MinGRUConfig:
     """
 
     d_model: int = 256  # H: width of the residual stream
-    hidden_size: int = 256  # minGRU state width (a Dense maps it back to H if it differs)
+    state_size: int = 256  # minGRU state width (a Dense maps it back to H if it differs)
     mlp_dim: int = 256  # hidden width of each MLP
     num_layers: int = 4  # L: stacked blocks
     evaluation: str = "auto"  # parallel | sequential | auto (sequential on CPU, parallel else)
 
     def __post_init__(self):
         check_evaluation("mingru", self.evaluation)
-        for name in ("d_model", "hidden_size", "mlp_dim", "num_layers"):
+        for name in ("d_model", "state_size", "mlp_dim", "num_layers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"mingru {name} must be positive, got {getattr(self, name)}")
 
@@ -143,13 +143,13 @@ class MinGRUConfig:
 
     @classmethod
     def quick(cls) -> MinGRUConfig:
-        return cls(d_model=64, hidden_size=64, mlp_dim=64, num_layers=2)
+        return cls(d_model=64, state_size=64, mlp_dim=64, num_layers=2)
 
     def sized(self, d_model: int, num_layers: int) -> MinGRUConfig:
         """This config at another width and depth (state and MLP keep their ratios)."""
         return dataclasses.replace(
             self, d_model=d_model, num_layers=num_layers,
-            hidden_size=max(1, d_model * self.hidden_size // self.d_model),
+            state_size=max(1, d_model * self.state_size // self.d_model),
             mlp_dim=max(1, d_model * self.mlp_dim // self.d_model))
 
     def build(self) -> MinGRUMemory:

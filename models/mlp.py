@@ -30,7 +30,7 @@ class MLPMemory(nn.Module):
         del resets  # nothing is remembered, so there is nothing to reset
         x = inputs
         for _ in range(self.config.num_layers):
-            x = nn.gelu(nn.Dense(self.config.hidden_size)(x))
+            x = nn.gelu(nn.Dense(self.config.d_model)(x))
         return carry, x
 
 
@@ -38,20 +38,20 @@ class MLPMemory(nn.Module):
 class MLPConfig:
     """Feed-forward control settings."""
 
-    hidden_size: int = 256  # H: layer width
+    d_model: int = 256  # H: layer width
     num_layers: int = 2  # L: hidden layers
 
     def __post_init__(self):
-        for name in ("hidden_size", "num_layers"):
+        for name in ("d_model", "num_layers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"mlp {name} must be positive")
 
     @classmethod
     def quick(cls) -> MLPConfig:
-        return cls(hidden_size=64)
+        return cls(d_model=64)
 
     def sized(self, d_model: int, num_layers: int) -> MLPConfig:
-        return dataclasses.replace(self, hidden_size=d_model, num_layers=num_layers)
+        return dataclasses.replace(self, d_model=d_model, num_layers=num_layers)
 
     def build(self) -> MLPMemory:
         return MLPMemory(self)

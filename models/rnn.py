@@ -36,7 +36,7 @@ class _ResettingStep(nn.Module):
         carry = reset_carry(reset, carry, initial)
         new_layers = []
         for layer in range(cfg.num_layers):
-            cell = _CELLS[cfg.cell_type](features=cfg.hidden_size, name=f"cell_{layer}")
+            cell = _CELLS[cfg.cell_type](features=cfg.d_model, name=f"cell_{layer}")
             layer_carry = jax.tree.map(lambda leaf, i=layer: leaf[:, i], carry)
             layer_carry, x = cell(layer_carry, x)
             new_layers.append(layer_carry)
@@ -52,7 +52,7 @@ class RecurrentMemory(nn.Module):
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:
         cfg = self.config
-        zeros = jnp.zeros((batch_size, cfg.num_layers, cfg.hidden_size), jnp.float32)
+        zeros = jnp.zeros((batch_size, cfg.num_layers, cfg.d_model), jnp.float32)
         return (zeros, zeros) if cfg.cell_type == "lstm" else zeros
 
     @nn.compact
@@ -69,22 +69,22 @@ class RecurrentMemory(nn.Module):
 
 @dataclass(frozen=True, kw_only=True)
 class _RecurrentConfig:
-    hidden_size: int = 256  # H: cell width (the paper's POPGym runs: 256)
+    d_model: int = 256  # H: cell width (the paper's POPGym runs: 256)
     num_layers: int = 1  # L: stacked cells
 
     cell_type = "gru"
 
     def __post_init__(self):
-        for name in ("hidden_size", "num_layers"):
+        for name in ("d_model", "num_layers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{self.cell_type} {name} must be positive")
 
     @classmethod
     def quick(cls):
-        return cls(hidden_size=64)
+        return cls(d_model=64)
 
     def sized(self, d_model: int, num_layers: int):
-        return dataclasses.replace(self, hidden_size=d_model, num_layers=num_layers)
+        return dataclasses.replace(self, d_model=d_model, num_layers=num_layers)
 
     def build(self) -> RecurrentMemory:
         return RecurrentMemory(self)

@@ -285,15 +285,24 @@ def to_dict(config: RunConfig) -> dict:
 # today's default): such a file rebuilds the run it describes, not today's preset.
 _LEGACY_PPO = {"bootstrap_truncated": True}
 _LEGACY_BACKBONE = {"s5": {"c_init": "trunc_standard_normal", "input_projection": True}}
+# Backbone fields renamed since (old name -> new name): every backbone's width is d_model,
+# and minGRU's recurrent width is state_size, as LRU's and Mamba's state widths are named.
+_RENAMED_BACKBONE = {
+    "gru": {"hidden_size": "d_model"},
+    "lstm": {"hidden_size": "d_model"},
+    "mlp": {"hidden_size": "d_model"},
+    "mingru": {"hidden_size": "state_size"},
+}
 
 
 def from_dict(data: dict) -> RunConfig:
     """Inverse of ``to_dict``: the backbone section is rebuilt from the model name.
 
     Files written by earlier versions rebuild the run they describe: a missing setting
-    takes the value those versions used (``_LEGACY_*``), ``head_size`` (one encoder
-    layer and one hidden layer per head) becomes ``NetworkConfig.single_layer``, and a
-    memory run's ``env_params`` (kept beside the config then) become ``env.params``.
+    takes the value those versions used (``_LEGACY_*``), a renamed backbone field takes
+    its new name (``_RENAMED_BACKBONE``), ``head_size`` (one encoder layer and one hidden
+    layer per head) becomes ``NetworkConfig.single_layer``, and a memory run's
+    ``env_params`` (kept beside the config then) become ``env.params``.
     """
     data = dict(data)
     # Memory runs written before the environment's settings lived in EnvConfig kept them
@@ -302,6 +311,8 @@ def from_dict(data: dict) -> RunConfig:
     legacy_env_params = data.pop("env_params", None)
     backbone_cls = BACKBONES[data["model"]]
     legacy_backbone = _LEGACY_BACKBONE.get(data["model"], {})
+    renamed = _RENAMED_BACKBONE.get(data["model"], {})
+    backbone = {renamed.get(name, name): value for name, value in data["backbone"].items()}
     if "network" in data:
         network = NetworkConfig(**data["network"])
     else:
@@ -309,7 +320,7 @@ def from_dict(data: dict) -> RunConfig:
     return RunConfig(
         **{
             **data,
-            "backbone": backbone_cls(**{**legacy_backbone, **data["backbone"]}),
+            "backbone": backbone_cls(**{**legacy_backbone, **backbone}),
             "ppo": PPOConfig(**{**_LEGACY_PPO, **data["ppo"]}),
             "env": EnvConfig(**{"params": legacy_env_params or {}, **data["env"]}),
             "network": network,

@@ -16,6 +16,7 @@ call over T steps equals T calls of T = 1 and chunks compose. With C at least th
 length (``s5bench memory`` sets C = L + 1) that is the whole episode. Sequence mode
 computes the masked ``[T, C + T]`` attention matrix: its cost grows as T^2 (the point of
 the baseline). ``TrXLConfig`` is the windowed, gated alternative whose cost is linear in T.
+Every module reads its settings from one ``AttentionConfig`` attribute.
 """
 
 from __future__ import annotations
@@ -84,9 +85,7 @@ def attention_mask(valid: jax.Array, resets: jax.Array, max_context: int) -> jax
 class _AttentionLayer(nn.Module):
     """Pre-norm multi-head causal self-attention and MLP, each with a residual."""
 
-    d_model: int
-    num_heads: int
-    mlp_dim: int
+    config: AttentionConfig
 
     @nn.compact
     def __call__(self, x, cache_k, cache_v, mask):
@@ -95,8 +94,9 @@ class _AttentionLayer(nn.Module):
         Returns ``(y [B, T, D], k, v [B, T, heads, D/heads])``: the new steps' keys and
         values, which the caller appends to the cache.
         """
-        head_dim = self.d_model // self.num_heads
-        dense = lambda name: nn.DenseGeneral((self.num_heads, head_dim), name=name)
+        cfg = self.config
+        head_dim = cfg.d_model // cfg.num_heads
+        dense = lambda name: nn.DenseGeneral((cfg.num_heads, head_dim), name=name)
         h = nn.LayerNorm(name="norm_attention")(x)
         q, k, v = dense("query")(h), dense("key")(h), dense("value")(h)
         keys = jnp.concatenate([cache_k, k], axis=1)
@@ -105,10 +105,10 @@ class _AttentionLayer(nn.Module):
         scores = jnp.where(mask[:, None], scores, MASKED_SCORE)
         weights = jax.nn.softmax(scores, axis=-1)
         attended = jnp.einsum("bhqk,bkhd->bqhd", weights, values)
-        x = x + nn.DenseGeneral(self.d_model, axis=(-2, -1), name="out")(attended)
+        x = x + nn.DenseGeneral(cfg.d_model, axis=(-2, -1), name="out")(attended)
         h = nn.LayerNorm(name="norm_mlp")(x)
-        h = nn.Dense(self.d_model, name="mlp_out")(nn.gelu(nn.Dense(self.mlp_dim,
-                                                                   name="mlp_in")(h)))
+        h = nn.Dense(cfg.d_model, name="mlp_out")(nn.gelu(nn.Dense(cfg.mlp_dim,
+                                                                  name="mlp_in")(h)))
         return x + h, k, v
 
 
@@ -119,35 +119,32 @@ class AttentionMemory(nn.Module):
     position [B], started [B])``.
     """
 
-    d_model: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    mlp_dim: int = 256
-    max_context: int = 1024
+    config: AttentionConfig
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:
-        head_dim = self.d_model // self.num_heads
-        cache = jnp.zeros((batch_size, self.num_layers, self.max_context, self.num_heads,
+        cfg = self.config
+        head_dim = cfg.d_model // cfg.num_heads
+        cache = jnp.zeros((batch_size, cfg.num_layers, cfg.max_context, cfg.num_heads,
                            head_dim), jnp.float32)
-        return (cache, cache, jnp.zeros((batch_size, self.max_context), bool),
+        return (cache, cache, jnp.zeros((batch_size, cfg.max_context), bool),
                 jnp.zeros((batch_size,), jnp.int32), jnp.zeros((batch_size,), bool))
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
+        cfg = self.config
         cache_k, cache_v, valid, last_position, started = carry
         # The carry's dtypes are fixed here, whatever arithmetic a caller did on it.
         valid, started = valid.astype(bool), started.astype(bool)
         last_position = last_position.astype(jnp.int32)
-        context = self.max_context
+        context = cfg.max_context
         positions = episode_positions(resets, last_position, started)  # [T, B]
-        x = nn.Dense(self.d_model, name="embed")(inputs) + sinusoid(positions, self.d_model)
+        x = nn.Dense(cfg.d_model, name="embed")(inputs) + sinusoid(positions, cfg.d_model)
         x = jnp.swapaxes(x, 0, 1)  # [B, T, D]
         mask = attention_mask(valid, resets, context)
         new_k, new_v = [], []
-        for layer in range(self.num_layers):
-            x, k, v = _AttentionLayer(self.d_model, self.num_heads, self.mlp_dim,
-                                      name=f"layer_{layer}")(
+        for layer in range(cfg.num_layers):
+            x, k, v = _AttentionLayer(cfg, name=f"layer_{layer}")(
                 x, cache_k[:, layer], cache_v[:, layer], mask)
             new_k.append(k)
             new_v.append(v)
@@ -209,6 +206,4 @@ class AttentionConfig:
         return dataclasses.replace(self, max_context=max(self.max_context, steps))
 
     def build(self) -> AttentionMemory:
-        return AttentionMemory(d_model=self.d_model, num_layers=self.num_layers,
-                               num_heads=self.num_heads, mlp_dim=self.mlp_dim,
-                               max_context=self.max_context)
+        return AttentionMemory(self)

@@ -65,9 +65,11 @@ def stacked_layers(block: type[nn.Module], num_layers: int, *args: Any,
 
     The layer axis is scanned rather than unrolled, so the compiled program (and its compile
     time) stays the size of one layer; parameters gain a leading layer axis. ``block`` is
-    called as ``(x, layer_carry, resets) -> (x, layer_carry)``: the stack takes the carry
-    layer-major (``[L, ...]``) and broadcasts ``resets`` to every layer. Use inside an
-    ``nn.compact`` method; ``args``/``kwargs`` are ``block``'s fields.
+    called as ``(x, per_layer, shared) -> (x, per_layer_out)``: ``x`` flows from layer to
+    layer, ``per_layer`` is taken layer-major (``[L, ...]``; a layer's carry, or GTrXL's
+    memory of a layer's inputs) and ``shared`` is broadcast to every layer (the resets, or
+    GTrXL's attention mask). Use inside an ``nn.compact`` method; ``args``/``kwargs`` are
+    ``block``'s fields (a backbone's config, and GTrXL's block size).
     """
     return nn.scan(block, variable_axes={"params": 0}, split_rngs={"params": True},
                    in_axes=(0, nn.broadcast), length=num_layers)(*args, name=name, **kwargs)
@@ -90,8 +92,3 @@ def transformer_sizes(d_model: int, num_heads: int, mlp_dim: int, new_width: int
     while new_width % heads:
         heads -= 1
     return heads, max(1, round(new_width * mlp_dim / d_model))
-
-
-def zeros_like_carry(carry: Carry) -> Carry:
-    """A carry of the same structure, shapes and dtypes, filled with zeros."""
-    return jax.tree.map(jnp.zeros_like, carry)

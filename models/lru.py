@@ -37,6 +37,8 @@ Choices of s5bench:
   instead takes S5's sizes (H = 256, N = 128 complex states, 4 layers), so that the
   parameter count matches the paper's S5 (``s5bench models``).
 - as in S5 here, inputs of another width than ``d_model`` first pass a Dense.
+
+Every module reads its settings from one ``LRUConfig`` attribute.
 """
 
 from __future__ import annotations
@@ -83,12 +85,7 @@ def gamma_log_from(nu_log: jax.Array) -> jax.Array:
 class LRULayer(nn.Module):
     """The LRU recurrence with resets, ``[T, B, H] -> [T, B, H]`` (module docstring)."""
 
-    d_model: int
-    state_size: int
-    r_min: float
-    r_max: float
-    max_phase: float
-    evaluation: Evaluation
+    config: LRUConfig
 
     @nn.compact
     def __call__(self, h0: jax.Array, u: jax.Array, resets: jax.Array):
@@ -103,9 +100,10 @@ class LRULayer(nn.Module):
           ``(h [B, N] complex64, y [T, B, H] float32)``: the state after the last step and
           the outputs ``Re(C h_t) + D u_t``.
         """
-        n, h = self.state_size, self.d_model
-        nu_log = self.param("nu_log", nu_log_init, (n,), self.r_min, self.r_max)
-        theta_log = self.param("theta_log", theta_log_init, (n,), self.max_phase)
+        cfg = self.config
+        n, h = cfg.state_size, cfg.d_model
+        nu_log = self.param("nu_log", nu_log_init, (n,), cfg.r_min, cfg.r_max)
+        theta_log = self.param("theta_log", theta_log_init, (n,), cfg.max_phase)
         gamma_log = self.param("gamma_log", lambda _key: gamma_log_from(nu_log))
         b_init = nn.initializers.normal(stddev=1.0 / math.sqrt(2 * h))
         c_init = nn.initializers.normal(stddev=1.0 / math.sqrt(n))
@@ -117,7 +115,7 @@ class LRULayer(nn.Module):
         gamma = jnp.exp(gamma_log)[:, None]
         # u is real: gamma B u is two real matmuls, not one complex one on a promoted u.
         bu = jax.lax.complex(u @ (gamma * b_re).T, u @ (gamma * b_im).T)  # [T, B, N]
-        hs = SCANS[self.evaluation](lam, bu, resets, h0)
+        hs = SCANS[cfg.resolved_evaluation](lam, bu, resets, h0)
         y = hs.real @ c_re.T - hs.imag @ c_im.T + d * u  # Re(C h) + D u
         return hs[-1], y
 
@@ -126,19 +124,14 @@ class LRUBlock(nn.Module):
     """Pre-norm LayerNorm -> LRU -> GELU -> GLU -> residual; ``(x, h0) -> (x, h)`` for
     ``nn.scan`` over layers."""
 
-    d_model: int
-    state_size: int
-    r_min: float
-    r_max: float
-    max_phase: float
-    evaluation: Evaluation
+    config: LRUConfig
 
     @nn.compact
     def __call__(self, x: jax.Array, h0: jax.Array, resets: jax.Array):
-        h, y = LRULayer(self.d_model, self.state_size, self.r_min, self.r_max, self.max_phase,
-                        self.evaluation)(h0, nn.LayerNorm()(x), resets)
+        d_model = self.config.d_model
+        h, y = LRULayer(self.config)(h0, nn.LayerNorm()(x), resets)
         y = nn.gelu(y)
-        y = nn.Dense(self.d_model)(y) * jax.nn.sigmoid(nn.Dense(self.d_model)(y))
+        y = nn.Dense(d_model)(y) * jax.nn.sigmoid(nn.Dense(d_model)(y))
         return x + y, h
 
 
@@ -148,26 +141,20 @@ class LRUMemory(nn.Module):
     The carry is ``[B, L, N]`` complex64: one state per layer.
     """
 
-    d_model: int = 256
-    state_size: int = 128
-    num_layers: int = 4
-    r_min: float = 0.9
-    r_max: float = 0.999
-    max_phase: float = 2 * math.pi
-    evaluation: Evaluation = "parallel"
+    config: LRUConfig
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:
-        return jnp.zeros((batch_size, self.num_layers, self.state_size), jnp.complex64)
+        cfg = self.config
+        return jnp.zeros((batch_size, cfg.num_layers, cfg.state_size), jnp.complex64)
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
+        cfg = self.config
         x = inputs
-        if inputs.shape[-1] != self.d_model:
-            x = nn.Dense(self.d_model, name="encoder")(inputs)
-        layers = stacked_layers(LRUBlock, self.num_layers, self.d_model, self.state_size,
-                                self.r_min, self.r_max, self.max_phase,
-                                self.evaluation)
+        if inputs.shape[-1] != cfg.d_model:
+            x = nn.Dense(cfg.d_model, name="encoder")(inputs)
+        layers = stacked_layers(LRUBlock, cfg.num_layers, cfg)
         x, h = layers(x, jnp.swapaxes(carry, 0, 1), resets)
         return jnp.swapaxes(h, 0, 1), x
 
@@ -217,6 +204,5 @@ class LRUConfig:
                                    num_layers=num_layers)
 
     def build(self) -> LRUMemory:
-        return LRUMemory(d_model=self.d_model, state_size=self.state_size,
-                         num_layers=self.num_layers, r_min=self.r_min, r_max=self.r_max,
-                         max_phase=self.max_phase, evaluation=self.resolved_evaluation)
+        """The LRU stack, with ``evaluation="auto"`` resolved for the current backend."""
+        return LRUMemory(dataclasses.replace(self, evaluation=self.resolved_evaluation))

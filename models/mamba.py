@@ -39,6 +39,8 @@ What differs: the scan is the associative scan above, not Mamba's fused hardware
 kernel (same maths; the kernel is a CUDA-only speed-up); the conv and SSM reset at
 episode starts (Mamba has no resets); float32 throughout; and the ``paper`` preset's
 depth is chosen for a parameter count near the paper's S5 (``MambaConfig``).
+
+Every module reads its settings from one ``MambaConfig`` attribute.
 """
 
 from __future__ import annotations
@@ -115,16 +117,7 @@ def dt_bias_init(dt_min: float, dt_max: float, floor: float):
 class MambaMixer(nn.Module):
     """The selective SSM of one block, ``[T, B, H] -> [T, B, H]`` (module docstring)."""
 
-    d_model: int
-    d_state: int
-    d_conv: int
-    expand: int
-    dt_rank: int
-    dt_min: float
-    dt_max: float
-    dt_init_floor: float
-    num_layers: int  # for the out-projection's 1/sqrt(L) rescaling
-    evaluation: Evaluation
+    config: MambaConfig
 
     @nn.compact
     def __call__(self, carry, u: jax.Array, resets: jax.Array):
@@ -138,14 +131,15 @@ class MambaMixer(nn.Module):
         Returns:
           ``(carry, y [T, B, H])``.
         """
+        cfg = self.config
         conv0, h0 = carry
-        inner, n, rank = self.expand * self.d_model, self.d_state, self.dt_rank
+        inner, n, rank = cfg.expand * cfg.d_model, cfg.d_state, cfg.resolved_dt_rank
         xz = nn.Dense(2 * inner, use_bias=False, kernel_init=_torch_default,
                       name="in_proj")(u)
         x, z = jnp.split(xz, 2, axis=-1)
 
-        conv_bound = 1.0 / math.sqrt(self.d_conv)  # fan-in K: one input channel per group
-        weight = self.param("conv_weight", _uniform(conv_bound), (self.d_conv, inner))
+        conv_bound = 1.0 / math.sqrt(cfg.d_conv)  # fan-in K: one input channel per group
+        weight = self.param("conv_weight", _uniform(conv_bound), (cfg.d_conv, inner))
         bias = self.param("conv_bias", _uniform(conv_bound), (inner,))
         x, conv = causal_conv(x, conv0, resets, weight, bias)
         x = nn.silu(x)
@@ -155,7 +149,7 @@ class MambaMixer(nn.Module):
         dt, b, c = jnp.split(dt_bc, [rank, rank + n], axis=-1)
         delta = nn.softplus(nn.Dense(
             inner, kernel_init=_uniform(rank**-0.5),
-            bias_init=dt_bias_init(self.dt_min, self.dt_max, self.dt_init_floor),
+            bias_init=dt_bias_init(cfg.dt_min, cfg.dt_max, cfg.dt_init_floor),
             name="dt_proj")(dt))  # [T, B, E]
         a_log = self.param(
             "A_log", lambda _key, shape: jnp.log(jnp.broadcast_to(
@@ -165,35 +159,24 @@ class MambaMixer(nn.Module):
         a = -jnp.exp(a_log)  # [E, N], S4D-real at init: -(n + 1)
         decay = jnp.exp(delta[..., None] * a)  # [T, B, E, N]
         drive = (delta * x)[..., None] * b[:, :, None, :]  # delta_t B_t x_t
-        hs = SCANS[self.evaluation](decay, drive, resets, h0)
+        hs = SCANS[cfg.resolved_evaluation](decay, drive, resets, h0)
         y = jnp.einsum("tben,tbn->tbe", hs, c) + d * x
         y = y * nn.silu(z)
         out_init = nn.initializers.variance_scaling(
-            1.0 / (3.0 * self.num_layers), "fan_in", "uniform")  # torch default / sqrt(L)
-        y = nn.Dense(self.d_model, use_bias=False, kernel_init=out_init, name="out_proj")(y)
+            1.0 / (3.0 * cfg.num_layers), "fan_in", "uniform")  # torch default / sqrt(L)
+        y = nn.Dense(cfg.d_model, use_bias=False, kernel_init=out_init, name="out_proj")(y)
         return (conv, hs[-1]), y
 
 
 class MambaBlock(nn.Module):
     """``u + Mixer(RMSNorm(u))``; ``(x, carry) -> (x, carry)`` for ``nn.scan`` over layers."""
 
-    d_model: int
-    d_state: int
-    d_conv: int
-    expand: int
-    dt_rank: int
-    dt_min: float
-    dt_max: float
-    dt_init_floor: float
-    num_layers: int
-    evaluation: Evaluation
+    config: MambaConfig
 
     @nn.compact
     def __call__(self, x: jax.Array, carry, resets: jax.Array):
-        carry, y = MambaMixer(
-            self.d_model, self.d_state, self.d_conv, self.expand, self.dt_rank, self.dt_min,
-            self.dt_max, self.dt_init_floor, self.num_layers, self.evaluation,
-            name="mixer")(carry, nn.RMSNorm(epsilon=1e-5, name="norm")(x), resets)
+        carry, y = MambaMixer(self.config, name="mixer")(
+            carry, nn.RMSNorm(epsilon=1e-5, name="norm")(x), resets)
         return x + y, carry
 
 
@@ -203,31 +186,22 @@ class MambaMemory(nn.Module):
     The carry is ``(conv [B, L, K - 1, E], ssm [B, L, E, N])`` float32.
     """
 
-    d_model: int = 256
-    num_layers: int = 3
-    d_state: int = 16
-    d_conv: int = 4
-    expand: int = 2
-    dt_rank: int = 16
-    dt_min: float = 0.001
-    dt_max: float = 0.1
-    dt_init_floor: float = 1e-4
-    evaluation: Evaluation = "parallel"
+    config: MambaConfig
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:
-        inner = self.expand * self.d_model
-        return (jnp.zeros((batch_size, self.num_layers, self.d_conv - 1, inner), jnp.float32),
-                jnp.zeros((batch_size, self.num_layers, inner, self.d_state), jnp.float32))
+        cfg = self.config
+        inner = cfg.expand * cfg.d_model
+        return (jnp.zeros((batch_size, cfg.num_layers, cfg.d_conv - 1, inner), jnp.float32),
+                jnp.zeros((batch_size, cfg.num_layers, inner, cfg.d_state), jnp.float32))
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
+        cfg = self.config
         x = inputs
-        if inputs.shape[-1] != self.d_model:
-            x = nn.Dense(self.d_model, name="encoder")(inputs)
-        layers = stacked_layers(MambaBlock, self.num_layers, self.d_model, self.d_state,
-                                self.d_conv, self.expand, self.dt_rank, self.dt_min,
-                                self.dt_max, self.dt_init_floor, self.num_layers, self.evaluation)
+        if inputs.shape[-1] != cfg.d_model:
+            x = nn.Dense(cfg.d_model, name="encoder")(inputs)
+        layers = stacked_layers(MambaBlock, cfg.num_layers, cfg)
         layer_major = jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), carry)
         x, carry = layers(x, layer_major, resets)
         x = nn.RMSNorm(epsilon=1e-5, name="norm_f")(x)
@@ -273,6 +247,7 @@ class MambaConfig:
 
     @property
     def resolved_dt_rank(self) -> int:
+        """``dt_rank``, or Mamba's automatic ``ceil(d_model / 16)`` when it is 0."""
         return self.dt_rank or math.ceil(self.d_model / 16)
 
     @classmethod
@@ -283,8 +258,6 @@ class MambaConfig:
         return dataclasses.replace(self, d_model=d_model, num_layers=num_layers)
 
     def build(self) -> MambaMemory:
-        return MambaMemory(d_model=self.d_model, num_layers=self.num_layers,
-                           d_state=self.d_state, d_conv=self.d_conv, expand=self.expand,
-                           dt_rank=self.resolved_dt_rank, dt_min=self.dt_min,
-                           dt_max=self.dt_max, dt_init_floor=self.dt_init_floor,
-                           evaluation=self.resolved_evaluation)
+        """The Mamba stack, with ``dt_rank=0`` and ``evaluation="auto"`` resolved."""
+        return MambaMemory(dataclasses.replace(self, dt_rank=self.resolved_dt_rank,
+                                               evaluation=self.resolved_evaluation))

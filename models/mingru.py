@@ -13,7 +13,7 @@ or step by step (``lax.scan``); acting is the same call with T = 1. A reset zero
 state before the step's input, so ``h_t = z_t h~_t`` at an episode start.
 
 What follows the paper: the minGRU cell above, in its plain form (``h~`` without an
-activation, ``h_0 = 0``), with a hidden width that may differ from the input's.
+activation, ``h_0 = 0``), with a state width (``state_size``) that may differ from the input's.
 
 What differs, and why:
 
@@ -24,7 +24,7 @@ What differs, and why:
   (which keeps ``h~`` positive for the logarithm) is not needed. ``1 - z_t`` is computed
   as ``sigmoid(-k)``, exact where ``z_t`` is near 1.
 - the stack is s5bench's: each layer is two pre-norm residual sub-layers, LayerNorm ->
-  minGRU (-> Dense back to ``d_model`` if the hidden width differs) -> residual, then
+  minGRU (-> Dense back to ``d_model`` if the state width differs) -> residual, then
   LayerNorm -> MLP (GELU) -> residual, with a final LayerNorm after the stack. The paper
   stacks minGRUs with normalisation, residual connections and MLPs in the manner of
   Transformer and Mamba blocks for its language-model experiments; the residual and the
@@ -32,6 +32,8 @@ What differs, and why:
 - initialisation: flax's (LeCun normal weights, zero biases), not PyTorch's defaults.
 - the ``paper`` preset's sizes (H = 256, MLP 256, 4 layers) are chosen for a parameter
   count near the paper's S5 (``s5bench models``).
+
+Every module reads its settings from one ``MinGRUConfig`` attribute.
 """
 
 from __future__ import annotations
@@ -48,71 +50,66 @@ from models.linear_scan import SCANS, Evaluation, check_evaluation, resolve_eval
 
 
 class MinGRU(nn.Module):
-    """The minGRU recurrence with resets, ``[T, B, D] -> [T, B, hidden_size]``."""
+    """The minGRU recurrence with resets, ``[T, B, D] -> [T, B, state_size]``."""
 
-    hidden_size: int
-    evaluation: Evaluation
+    config: MinGRUConfig
 
     @nn.compact
     def __call__(self, h0: jax.Array, x: jax.Array, resets: jax.Array):
         """Run the cell over a sequence.
 
         Args:
-          h0: ``[B, hidden_size]`` float32, the state before step 0.
+          h0: ``[B, state_size]`` float32, the state before step 0.
           x: ``[T, B, D]`` float32 inputs.
           resets: ``[T, B]`` bool.
 
         Returns:
-          ``(h [B, hidden_size], hs [T, B, hidden_size])``: the last state and every state.
+          ``(h [B, state_size], hs [T, B, state_size])``: the last state and every state.
         """
-        gate = nn.Dense(self.hidden_size, name="gate")(x)  # z_t = sigmoid(gate)
-        candidate = nn.Dense(self.hidden_size, name="candidate")(x)  # h~_t
+        cfg = self.config
+        gate = nn.Dense(cfg.state_size, name="gate")(x)  # z_t = sigmoid(gate)
+        candidate = nn.Dense(cfg.state_size, name="candidate")(x)  # h~_t
         keep = jax.nn.sigmoid(-gate)  # 1 - z_t, without cancellation
-        hs = SCANS[self.evaluation](keep, jax.nn.sigmoid(gate) * candidate, resets, h0)
+        hs = SCANS[cfg.resolved_evaluation](keep, jax.nn.sigmoid(gate) * candidate, resets, h0)
         return hs[-1], hs
 
 
 class MinGRUBlock(nn.Module):
     """Pre-norm minGRU and MLP sub-layers, each with a residual; ``(x, h0) -> (x, h)``."""
 
-    d_model: int
-    hidden_size: int
-    mlp_dim: int
-    evaluation: Evaluation
+    config: MinGRUConfig
 
     @nn.compact
     def __call__(self, x: jax.Array, h0: jax.Array, resets: jax.Array):
-        h, y = MinGRU(self.hidden_size, self.evaluation)(h0, nn.LayerNorm()(x), resets)
-        if self.hidden_size != self.d_model:
-            y = nn.Dense(self.d_model, name="out")(y)
+        cfg = self.config
+        h, y = MinGRU(cfg)(h0, nn.LayerNorm()(x), resets)
+        if cfg.state_size != cfg.d_model:
+            y = nn.Dense(cfg.d_model, name="out")(y)
         x = x + y
-        y = nn.Dense(self.mlp_dim, name="mlp_in")(nn.LayerNorm()(x))
-        return x + nn.Dense(self.d_model, name="mlp_out")(nn.gelu(y)), h
+        y = nn.Dense(cfg.mlp_dim, name="mlp_in")(nn.LayerNorm()(x))
+        return x + nn.Dense(cfg.d_model, name="mlp_out")(nn.gelu(y)), h
 
 
 class MinGRUMemory(nn.Module):
     """Stacked minGRU blocks behind the Memory contract (see ``models/base.py``).
 
-    The carry is ``[B, L, hidden_size]`` float32: one state per layer.
+    The carry is ``[B, L, state_size]`` float32: one state per layer.
     """
 
-    d_model: int = 256
-    hidden_size: int = 256
-    mlp_dim: int = 256
-    num_layers: int = 4
-    evaluation: Evaluation = "parallel"
+    config: MinGRUConfig
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:
-        return jnp.zeros((batch_size, self.num_layers, self.hidden_size), jnp.float32)
+        cfg = self.config
+        return jnp.zeros((batch_size, cfg.num_layers, cfg.state_size), jnp.float32)
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
+        cfg = self.config
         x = inputs
-        if inputs.shape[-1] != self.d_model:
-            x = nn.Dense(self.d_model, name="encoder")(inputs)
-        layers = stacked_layers(MinGRUBlock, self.num_layers, self.d_model, self.hidden_size,
-                                self.mlp_dim, self.evaluation)
+        if inputs.shape[-1] != cfg.d_model:
+            x = nn.Dense(cfg.d_model, name="encoder")(inputs)
+        layers = stacked_layers(MinGRUBlock, cfg.num_layers, cfg)
         x, h = layers(x, jnp.swapaxes(carry, 0, 1), resets)
         return jnp.swapaxes(h, 0, 1), nn.LayerNorm(name="norm_out")(x)
 
@@ -128,14 +125,14 @@ class MinGRUConfig:
     """
 
     d_model: int = 256  # H: width of the residual stream
-    hidden_size: int = 256  # minGRU state width (a Dense maps it back to H if it differs)
+    state_size: int = 256  # minGRU state width (a Dense maps it back to H if it differs)
     mlp_dim: int = 256  # hidden width of each MLP
     num_layers: int = 4  # L: stacked blocks
     evaluation: str = "auto"  # parallel | sequential | auto (sequential on CPU, parallel else)
 
     def __post_init__(self):
         check_evaluation("mingru", self.evaluation)
-        for name in ("d_model", "hidden_size", "mlp_dim", "num_layers"):
+        for name in ("d_model", "state_size", "mlp_dim", "num_layers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"mingru {name} must be positive, got {getattr(self, name)}")
 
@@ -146,16 +143,15 @@ class MinGRUConfig:
 
     @classmethod
     def quick(cls) -> MinGRUConfig:
-        return cls(d_model=64, hidden_size=64, mlp_dim=64, num_layers=2)
+        return cls(d_model=64, state_size=64, mlp_dim=64, num_layers=2)
 
     def sized(self, d_model: int, num_layers: int) -> MinGRUConfig:
         """This config at another width and depth (state and MLP keep their ratios)."""
         return dataclasses.replace(
             self, d_model=d_model, num_layers=num_layers,
-            hidden_size=max(1, d_model * self.hidden_size // self.d_model),
+            state_size=max(1, d_model * self.state_size // self.d_model),
             mlp_dim=max(1, d_model * self.mlp_dim // self.d_model))
 
     def build(self) -> MinGRUMemory:
-        return MinGRUMemory(d_model=self.d_model, hidden_size=self.hidden_size,
-                            mlp_dim=self.mlp_dim, num_layers=self.num_layers,
-                            evaluation=self.resolved_evaluation)
+        """The minGRU stack, with ``evaluation="auto"`` resolved for the current backend."""
+        return MinGRUMemory(dataclasses.replace(self, evaluation=self.resolved_evaluation))

@@ -19,8 +19,7 @@ from models.base import Carry
 class MLPMemory(nn.Module):
     """Per-step MLP behind the Memory contract. Its carry is an empty ``[B, 0]`` array."""
 
-    hidden_size: int = 256
-    num_layers: int = 2
+    config: MLPConfig
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:
@@ -30,8 +29,8 @@ class MLPMemory(nn.Module):
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
         del resets  # nothing is remembered, so there is nothing to reset
         x = inputs
-        for _ in range(self.num_layers):
-            x = nn.gelu(nn.Dense(self.hidden_size)(x))
+        for _ in range(self.config.num_layers):
+            x = nn.gelu(nn.Dense(self.config.d_model)(x))
         return carry, x
 
 
@@ -39,20 +38,20 @@ class MLPMemory(nn.Module):
 class MLPConfig:
     """Feed-forward control settings."""
 
-    hidden_size: int = 256  # H: layer width
+    d_model: int = 256  # H: layer width
     num_layers: int = 2  # L: hidden layers
 
     def __post_init__(self):
-        for name in ("hidden_size", "num_layers"):
+        for name in ("d_model", "num_layers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"mlp {name} must be positive")
 
     @classmethod
     def quick(cls) -> MLPConfig:
-        return cls(hidden_size=64)
+        return cls(d_model=64)
 
     def sized(self, d_model: int, num_layers: int) -> MLPConfig:
-        return dataclasses.replace(self, hidden_size=d_model, num_layers=num_layers)
+        return dataclasses.replace(self, d_model=d_model, num_layers=num_layers)
 
     def build(self) -> MLPMemory:
-        return MLPMemory(hidden_size=self.hidden_size, num_layers=self.num_layers)
+        return MLPMemory(self)

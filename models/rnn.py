@@ -2,7 +2,8 @@
 
 The recurrence is an ``nn.scan`` over time of a step that first replaces the carry of
 rows whose episode starts at this step (``models.base.reset_carry``) and then applies
-the stacked cells: the same reset rule as purejaxrl's ``ScannedRNN``.
+the stacked cells: the same reset rule as purejaxrl's ``ScannedRNN``. Both modules read
+their settings from one ``GRUConfig`` or ``LSTMConfig`` attribute (which names the cell).
 """
 
 from __future__ import annotations
@@ -25,18 +26,17 @@ class _ResettingStep(nn.Module):
     The carry is ``[B, L, H]`` for a GRU and a pair ``(c, h)`` of ``[B, L, H]`` for an LSTM.
     """
 
-    cell_type: str
-    hidden_size: int
-    num_layers: int
+    config: _RecurrentConfig
 
     @nn.compact
     def __call__(self, carry: Carry, step_inputs):
+        cfg = self.config
         x, reset = step_inputs
         initial = jax.tree.map(jnp.zeros_like, carry)
         carry = reset_carry(reset, carry, initial)
         new_layers = []
-        for layer in range(self.num_layers):
-            cell = _CELLS[self.cell_type](features=self.hidden_size, name=f"cell_{layer}")
+        for layer in range(cfg.num_layers):
+            cell = _CELLS[cfg.cell_type](features=cfg.d_model, name=f"cell_{layer}")
             layer_carry = jax.tree.map(lambda leaf, i=layer: leaf[:, i], carry)
             layer_carry, x = cell(layer_carry, x)
             new_layers.append(layer_carry)
@@ -47,14 +47,13 @@ class _ResettingStep(nn.Module):
 class RecurrentMemory(nn.Module):
     """A GRU or LSTM stack behind the Memory contract (see ``models/base.py``)."""
 
-    cell_type: str = "gru"  # gru | lstm
-    hidden_size: int = 256
-    num_layers: int = 1
+    config: _RecurrentConfig  # a GRUConfig or an LSTMConfig
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:
-        zeros = jnp.zeros((batch_size, self.num_layers, self.hidden_size), jnp.float32)
-        return (zeros, zeros) if self.cell_type == "lstm" else zeros
+        cfg = self.config
+        zeros = jnp.zeros((batch_size, cfg.num_layers, cfg.d_model), jnp.float32)
+        return (zeros, zeros) if cfg.cell_type == "lstm" else zeros
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
@@ -64,33 +63,31 @@ class RecurrentMemory(nn.Module):
             split_rngs={"params": False},
             in_axes=0,
             out_axes=0,
-        )(self.cell_type, self.hidden_size, self.num_layers, name="rnn")
+        )(self.config, name="rnn")
         return scanned(carry, (inputs, resets))
 
 
 @dataclass(frozen=True, kw_only=True)
 class _RecurrentConfig:
-    hidden_size: int = 256  # H: cell width (the paper's POPGym runs: 256)
+    d_model: int = 256  # H: cell width (the paper's POPGym runs: 256)
     num_layers: int = 1  # L: stacked cells
 
     cell_type = "gru"
 
     def __post_init__(self):
-        for name in ("hidden_size", "num_layers"):
+        for name in ("d_model", "num_layers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{self.cell_type} {name} must be positive")
 
     @classmethod
     def quick(cls):
-        return cls(hidden_size=64)
+        return cls(d_model=64)
 
     def sized(self, d_model: int, num_layers: int):
-        return dataclasses.replace(self, hidden_size=d_model, num_layers=num_layers)
+        return dataclasses.replace(self, d_model=d_model, num_layers=num_layers)
 
     def build(self) -> RecurrentMemory:
-        return RecurrentMemory(
-            cell_type=self.cell_type, hidden_size=self.hidden_size, num_layers=self.num_layers
-        )
+        return RecurrentMemory(self)
 
 
 @dataclass(frozen=True, kw_only=True)

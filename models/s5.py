@@ -15,7 +15,9 @@ diagonal recurrences) are tested equal:
   faster one on a CPU where there is no parallelism to exploit.
 
 Layers are stacked with ``nn.scan`` over a layer axis rather than unrolled, which keeps
-the compiled program (and its compile time) the size of one layer.
+the compiled program (and its compile time) the size of one layer. Every module reads its
+settings from one ``S5Config`` attribute (as flax's ``examples/wmt`` passes one
+``TransformerConfig``), so a new setting touches the config and the place that uses it.
 """
 
 from __future__ import annotations
@@ -76,14 +78,7 @@ class S5SSM(nn.Module):
     are stored as trailing (real, imaginary) pairs so that optimisers see only real numbers.
     """
 
-    d_model: int
-    state_size: int
-    blocks: int = 1
-    conj_sym: bool = True
-    dt_min: float = 0.001
-    dt_max: float = 0.1
-    c_init: str = "lecun_normal"
-    evaluation: Evaluation = "parallel"
+    config: S5Config
 
     @nn.compact
     def __call__(self, h0: jax.Array, u: jax.Array, resets: jax.Array):
@@ -98,7 +93,8 @@ class S5SSM(nn.Module):
           ``(h [B, P] complex64, y [T, B, H] float32)``: the state after the last step
           and the outputs.
         """
-        init = _cached_init(self.state_size, self.blocks, self.conj_sym)
+        cfg = self.config
+        init = _cached_init(cfg.state_size, cfg.blocks, cfg.conj_sym)
         num_states = init.eigenvalues.shape[0]
         local_states = init.eigenvectors.shape[0]  # P before conjugate halving
         v = jnp.asarray(init.eigenvectors, jnp.complex64)
@@ -113,22 +109,22 @@ class S5SSM(nn.Module):
         )
 
         def init_b(key, shape):
-            b = nn.initializers.lecun_normal()(key, (local_states, self.d_model))
+            b = nn.initializers.lecun_normal()(key, (local_states, cfg.d_model))
             vb = v_inv @ b.astype(jnp.complex64)
             return jnp.stack([vb.real, vb.imag], axis=-1)
 
         def init_c(key, shape):
-            c = C_INITS[self.c_init](key, (self.d_model, local_states, 2))
+            c = C_INITS[cfg.c_init](key, (cfg.d_model, local_states, 2))
             cv = (c[..., 0] + 1j * c[..., 1]).astype(jnp.complex64) @ v
             return jnp.stack([cv.real, cv.imag], axis=-1)
 
         def init_log_step(key, shape):
-            lo, hi = np.log(self.dt_min), np.log(self.dt_max)
+            lo, hi = np.log(cfg.dt_min), np.log(cfg.dt_max)
             return jax.random.uniform(key, shape, minval=lo, maxval=hi)
 
-        b = self.param("b", init_b, (num_states, self.d_model, 2))
-        c = self.param("c", init_c, (self.d_model, num_states, 2))
-        d = self.param("d", nn.initializers.normal(stddev=1.0), (self.d_model,))
+        b = self.param("b", init_b, (num_states, cfg.d_model, 2))
+        c = self.param("c", init_c, (cfg.d_model, num_states, 2))
+        d = self.param("d", nn.initializers.normal(stddev=1.0), (cfg.d_model,))
         log_step = self.param("log_step", init_log_step, (num_states,))
 
         # Zero-order-hold discretisation: cheap elementwise work on P numbers.
@@ -141,9 +137,9 @@ class S5SSM(nn.Module):
         # Real matmuls for the input and output maps: u is real, so B_bar u needs two
         # real products rather than a complex one on a promoted u.
         bu = jax.lax.complex(u @ b_bar.real.T, u @ b_bar.imag.T)  # [T, B, P]
-        xs = SCANS[self.evaluation](lambda_bar, bu, resets, h0)
+        xs = SCANS[cfg.resolved_evaluation](lambda_bar, bu, resets, h0)
         cx_real = xs.real @ c[..., 0].T - xs.imag @ c[..., 1].T  # Re(C x), [T, B, H]
-        scale = 2.0 if self.conj_sym else 1.0
+        scale = 2.0 if cfg.conj_sym else 1.0
         y = scale * cx_real + d * u
         return xs[-1], y
 
@@ -156,37 +152,20 @@ class S5Block(nn.Module):
     ``(x, h0) -> (x, h)``.
     """
 
-    d_model: int
-    state_size: int
-    blocks: int
-    conj_sym: bool
-    dt_min: float
-    dt_max: float
-    c_init: str
-    activation: str
-    layer_norm: bool
-    evaluation: Evaluation
+    config: S5Config
 
     @nn.compact
     def __call__(self, x: jax.Array, h0: jax.Array, resets: jax.Array):
+        cfg = self.config
         skip = x
-        if self.layer_norm:  # pre-norm, as in the reference's prenorm=True setting
+        if cfg.layer_norm:  # pre-norm, as in the reference's prenorm=True setting
             x = nn.LayerNorm()(x)
-        h, y = S5SSM(
-            d_model=self.d_model,
-            state_size=self.state_size,
-            blocks=self.blocks,
-            conj_sym=self.conj_sym,
-            dt_min=self.dt_min,
-            dt_max=self.dt_max,
-            c_init=self.c_init,
-            evaluation=self.evaluation,
-        )(h0, x, resets)
+        h, y = S5SSM(cfg)(h0, x, resets)
         y = nn.gelu(y)
-        if self.activation == "full_glu":
-            y = nn.Dense(self.d_model)(y) * jax.nn.sigmoid(nn.Dense(self.d_model)(y))
-        elif self.activation == "half_glu":
-            y = y * jax.nn.sigmoid(nn.Dense(self.d_model)(y))
+        if cfg.activation == "full_glu":
+            y = nn.Dense(cfg.d_model)(y) * jax.nn.sigmoid(nn.Dense(cfg.d_model)(y))
+        elif cfg.activation == "half_glu":
+            y = y * jax.nn.sigmoid(nn.Dense(cfg.d_model)(y))
         return skip + y, h
 
 
@@ -199,45 +178,20 @@ class S5Memory(nn.Module):
     residual connections line up.
     """
 
-    d_model: int = 256
-    state_size: int = 256
-    num_layers: int = 4
-    blocks: int = 1
-    conj_sym: bool = True
-    dt_min: float = 0.001
-    dt_max: float = 0.1
-    c_init: str = "lecun_normal"
-    activation: str = "full_glu"
-    layer_norm: bool = False
-    input_projection: bool = False
-    evaluation: Evaluation = "parallel"
-
-    @property
-    def num_complex_states(self) -> int:
-        return self.state_size // 2 if self.conj_sym else self.state_size
+    config: S5Config
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:
-        return jnp.zeros((batch_size, self.num_layers, self.num_complex_states), jnp.complex64)
+        cfg = self.config
+        return jnp.zeros((batch_size, cfg.num_layers, cfg.num_complex_states), jnp.complex64)
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
+        cfg = self.config
         x = inputs
-        if self.input_projection or inputs.shape[-1] != self.d_model:
-            x = nn.Dense(self.d_model, name="encoder")(inputs)
-        layers = stacked_layers(
-            S5Block, self.num_layers,
-            d_model=self.d_model,
-            state_size=self.state_size,
-            blocks=self.blocks,
-            conj_sym=self.conj_sym,
-            dt_min=self.dt_min,
-            dt_max=self.dt_max,
-            c_init=self.c_init,
-            activation=self.activation,
-            layer_norm=self.layer_norm,
-            evaluation=self.evaluation,
-        )
+        if cfg.input_projection or inputs.shape[-1] != cfg.d_model:
+            x = nn.Dense(cfg.d_model, name="encoder")(inputs)
+        layers = stacked_layers(S5Block, cfg.num_layers, cfg)
         x, h = layers(x, jnp.swapaxes(carry, 0, 1), resets)
         return jnp.swapaxes(h, 0, 1), x
 
@@ -282,6 +236,11 @@ class S5Config:
         """The evaluation that will run on the current default backend."""
         return default_evaluation() if self.evaluation == "auto" else self.evaluation
 
+    @property
+    def num_complex_states(self) -> int:
+        """States per layer after conjugate halving: the carry's last dimension."""
+        return self.state_size // 2 if self.conj_sym else self.state_size
+
     @classmethod
     def quick(cls) -> S5Config:
         """CPU-sized. Keeps s5bench's first S5 (per-row C, an input projection) so that
@@ -296,17 +255,5 @@ class S5Config:
         )
 
     def build(self) -> S5Memory:
-        return S5Memory(
-            d_model=self.d_model,
-            state_size=self.state_size,
-            num_layers=self.num_layers,
-            blocks=self.blocks,
-            conj_sym=self.conj_sym,
-            dt_min=self.dt_min,
-            dt_max=self.dt_max,
-            c_init=self.c_init,
-            activation=self.activation,
-            layer_norm=self.layer_norm,
-            input_projection=self.input_projection,
-            evaluation=self.resolved_evaluation,
-        )
+        """The S5 stack, with ``evaluation="auto"`` resolved for the current backend."""
+        return S5Memory(dataclasses.replace(self, evaluation=self.resolved_evaluation))

@@ -27,6 +27,9 @@ of C = min(T, M) steps; a block attends to its own steps and to the M steps befo
 one attention over the M memory slots and the step itself. ``attention="dense"`` is the
 slow reference: one block of all T queries against all M + T keys, with the mask built a
 second way (from episode numbers), O(T^2); the tests check that the two agree.
+
+Every module reads its settings from one ``TrXLConfig`` attribute; a layer is also told the
+call's query block size C, which depends on the call's length.
 """
 
 from __future__ import annotations
@@ -34,18 +37,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.base import MASKED_SCORE, Carry, transformer_sizes
-
-Attention = Literal["banded", "dense"]
-
-
+from models.base import MASKED_SCORE, Carry, stacked_layers, transformer_sizes
 
 # ----------------------------------------------------------------------------- layout helpers
 
@@ -194,21 +192,20 @@ class _Gate(nn.Module):
     plain residual ``x + y`` of TrXL-I.
     """
 
-    d_model: int
-    gating: bool
-    gate_bias: float
+    config: TrXLConfig
 
     @nn.compact
     def __call__(self, x: jax.Array, y: jax.Array) -> jax.Array:
-        if not self.gating:
+        cfg = self.config
+        if not cfg.gating:
             return x + y
         dense = functools.partial(nn.Dense, use_bias=False)
-        wy_r, wy_z, wy_g = jnp.split(dense(3 * self.d_model, name="w")(y), 3, axis=-1)
-        ux_r, ux_z = jnp.split(dense(2 * self.d_model, name="u")(x), 2, axis=-1)
-        b_g = self.param("gate_bias", nn.initializers.constant(self.gate_bias), (self.d_model,))
+        wy_r, wy_z, wy_g = jnp.split(dense(3 * cfg.d_model, name="w")(y), 3, axis=-1)
+        ux_r, ux_z = jnp.split(dense(2 * cfg.d_model, name="u")(x), 2, axis=-1)
+        b_g = self.param("gate_bias", nn.initializers.constant(cfg.gate_bias), (cfg.d_model,))
         r = jax.nn.sigmoid(wy_r + ux_r)
         z = jax.nn.sigmoid(wy_z + ux_z - b_g)
-        h = jnp.tanh(wy_g + dense(self.d_model, name="u_g")(r * x))
+        h = jnp.tanh(wy_g + dense(cfg.d_model, name="u_g")(r * x))
         return (1.0 - z) * x + z * h
 
 
@@ -219,14 +216,8 @@ class TrXLBlock(nn.Module):
     MLP, ReLU, gate (or residual): Parisotto et al.'s identity-map-reordered layer.
     """
 
-    d_model: int
-    num_heads: int
-    mlp_dim: int
-    memory_length: int
-    block_size: int
-    gating: bool
-    gate_bias: float
-    attention: Attention
+    config: TrXLConfig
+    block_size: int  # C: queries per block (set per call; see TrXLMemory.__call__)
 
     @nn.compact
     def __call__(self, x: jax.Array, memory: jax.Array, mask: jax.Array):
@@ -241,32 +232,32 @@ class TrXLBlock(nn.Module):
           ``(out [B, N*C, D], x)``: the layer's outputs, and its inputs unchanged (the
           carry stores them for the next call).
         """
+        cfg = self.config
         batch, padded, _ = x.shape
-        m, c, nh = self.memory_length, self.block_size, self.num_heads
-        dh = self.d_model // nh
+        m, c, nh, dh = cfg.memory_length, self.block_size, cfg.num_heads, cfg.head_dim
         num_blocks = padded // c
         dense = functools.partial(nn.Dense, use_bias=False)
-        gate = functools.partial(_Gate, self.d_model, self.gating, self.gate_bias)
+        gate = functools.partial(_Gate, cfg)
 
         # Layer norm is per position, so normalising memory and steps together (as the
         # paper does for [stop_grad(memory), E]) equals normalising each separately.
         h = nn.LayerNorm(name="attention_norm")(jnp.concatenate([memory, x], axis=1))
         # Keys and values are projected once over memory + steps and then windowed, so
         # each step is projected once even though it appears in two windows.
-        q = dense(self.d_model, name="query")(h[:, m:])
+        q = dense(cfg.d_model, name="query")(h[:, m:])
         q = q.reshape(batch, num_blocks, c, nh, dh)
-        kv = dense(2 * self.d_model, name="key_value")(h).reshape(batch, m + padded, 2, nh, dh)
+        kv = dense(2 * cfg.d_model, name="key_value")(h).reshape(batch, m + padded, 2, nh, dh)
         kv = _key_windows(kv, c, m)  # [B, N, C + M, 2, nh, dh]
         k, v = kv[..., 0, :, :], kv[..., 1, :, :]
 
-        r = dense(self.d_model, name="position")(_relative_sinusoid(m, self.d_model))
+        r = dense(cfg.d_model, name="position")(_relative_sinusoid(m, cfg.d_model))
         r = r.reshape(m + 1, nh, dh)
         u = self.param("content_bias", nn.initializers.normal(0.02), (nh, dh))
         pos_bias = self.param("position_bias", nn.initializers.normal(0.02), (nh, dh))
 
         content = jnp.einsum("bnqhd,bnkhd->bnhqk", q + u, k)
         distance = _relative_distance(c, m)  # [C, C + M]
-        if self.attention == "banded":
+        if cfg.attention == "banded":
             # Score each query against the M + 1 distances once, then pick each key's
             # distance: O(C (M + 1)) per block instead of O(C (C + M) dh) for embeddings.
             by_distance = jnp.einsum("bnqhd,rhd->bnhqr", q + pos_bias, r)
@@ -278,12 +269,12 @@ class TrXLBlock(nn.Module):
         scores = jnp.where(mask[:, :, None], scores, MASKED_SCORE)
         weights = jax.nn.softmax(scores, axis=-1)
         attended = jnp.einsum("bnhqk,bnkhd->bnqhd", weights, v).reshape(batch, padded, -1)
-        y = dense(self.d_model, name="attention_out")(attended)
+        y = dense(cfg.d_model, name="attention_out")(attended)
         x_attn = gate(name="attention_gate")(x, nn.relu(y))
 
         y = nn.LayerNorm(name="mlp_norm")(x_attn)
-        y = nn.relu(nn.Dense(self.mlp_dim, name="mlp_hidden")(y))
-        y = nn.Dense(self.d_model, name="mlp_out")(y)
+        y = nn.relu(nn.Dense(cfg.mlp_dim, name="mlp_hidden")(y))
+        y = nn.Dense(cfg.d_model, name="mlp_out")(y)
         out = gate(name="mlp_gate")(x_attn, nn.relu(y))
         return out, x
 
@@ -296,21 +287,15 @@ class TrXLMemory(nn.Module):
     hold such steps. Inputs are first projected to ``d_model``; outputs are ``[T, B, D]``.
     """
 
-    d_model: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    mlp_dim: int = 256
-    memory_length: int = 128
-    gating: bool = True
-    gate_bias: float = 2.0
-    attention: Attention = "banded"
+    config: TrXLConfig
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:
+        cfg = self.config
         memory = jnp.zeros(
-            (batch_size, self.memory_length, self.num_layers, self.d_model), jnp.float32
+            (batch_size, cfg.memory_length, cfg.num_layers, cfg.d_model), jnp.float32
         )
-        return memory, jnp.zeros((batch_size, self.memory_length), bool)
+        return memory, jnp.zeros((batch_size, cfg.memory_length), bool)
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
@@ -325,15 +310,16 @@ class TrXLMemory(nn.Module):
           ``(carry, outputs [T, B, D] float32)``: the carry after step T - 1 (memory of
           invalid slots zeroed, so equal histories give equal carries) and the outputs.
         """
+        cfg = self.config
         steps, batch = resets.shape
-        m = self.memory_length
+        m = cfg.memory_length
         memory, valid = carry
         valid = valid.astype(bool)
         memory = jnp.transpose(memory, (2, 0, 1, 3))  # [L, B, M, D]: scanned over layers
         resets = jnp.swapaxes(resets, 0, 1).astype(bool)  # [B, T]
-        x = jnp.swapaxes(nn.Dense(self.d_model, name="encoder")(inputs), 0, 1)  # [B, T, D]
+        x = jnp.swapaxes(nn.Dense(cfg.d_model, name="encoder")(inputs), 0, 1)  # [B, T, D]
 
-        if self.attention == "dense":
+        if cfg.attention == "dense":
             block_size = steps
             mask = _dense_mask(valid, resets, m)
         else:
@@ -345,23 +331,8 @@ class TrXLMemory(nn.Module):
             x = jnp.pad(x, ((0, 0), (0, pad), (0, 0)))
             mask = _banded_mask(valid, jnp.pad(resets, ((0, 0), (0, pad))), block_size, m)
 
-        layers = nn.scan(
-            TrXLBlock,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=(0, nn.broadcast),
-            length=self.num_layers,
-        )(
-            d_model=self.d_model,
-            num_heads=self.num_heads,
-            mlp_dim=self.mlp_dim,
-            memory_length=m,
-            block_size=block_size,
-            gating=self.gating,
-            gate_bias=self.gate_bias,
-            attention=self.attention,
-            name="layers",
-        )
+        # Each layer reads its own memory (scanned over the layer axis) and the shared mask.
+        layers = stacked_layers(TrXLBlock, cfg.num_layers, cfg, block_size)
         y, layer_inputs = layers(x, memory, mask)  # [B, T', D], [L, B, T', D]
 
         new_valid = _final_validity(valid, resets, m)
@@ -429,13 +400,4 @@ class TrXLConfig:
         )
 
     def build(self) -> TrXLMemory:
-        return TrXLMemory(
-            d_model=self.d_model,
-            num_layers=self.num_layers,
-            num_heads=self.num_heads,
-            mlp_dim=self.mlp_dim,
-            memory_length=self.memory_length,
-            gating=self.gating,
-            gate_bias=self.gate_bias,
-            attention=self.attention,
-        )
+        return TrXLMemory(self)

@@ -140,10 +140,10 @@ def test_s5_evaluation_auto_is_sequential_on_cpu_and_parallel_elsewhere(monkeypa
 
     auto = S5Config()
     assert auto.evaluation == "auto"
-    assert (auto.resolved_evaluation, auto.build().evaluation) == ("sequential", "sequential")
+    assert (auto.resolved_evaluation, auto.build().config.evaluation) == ("sequential", "sequential")
     monkeypatch.setattr(s5.jax, "default_backend", lambda: "gpu")
-    assert (auto.resolved_evaluation, auto.build().evaluation) == ("parallel", "parallel")
-    assert S5Config(evaluation="sequential").build().evaluation == "sequential"
+    assert (auto.resolved_evaluation, auto.build().config.evaluation) == ("parallel", "parallel")
+    assert S5Config(evaluation="sequential").build().config.evaluation == "sequential"
     from benchmark.experiments import _resolved_settings
     from benchmark.sweep import Cell
 

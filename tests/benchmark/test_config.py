@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def test_paper_preset_is_the_papers_settings():
     assert (b.c_init, b.input_projection) == ("lecun_normal", False)
     assert config.network.encoder == (128, 256) and config.network.head == (128, 128)
     assert config.network.head_scale == 2.0 and not config.ppo.bootstrap_truncated
-    assert make_preset("paper", "gru").backbone.hidden_size == 256
+    assert make_preset("paper", "gru").backbone.d_model == 256
 
 
 def test_tuple_settings_are_set_as_comma_lists():
@@ -71,6 +72,21 @@ def test_committed_reference_runs_rebuild_the_runs_they_describe(path):
             if config.model == "s5":
                 assert config.backbone.c_init == "trunc_standard_normal"
                 assert config.backbone.input_projection
+        if "hidden_size" in run["backbone"]:  # written before the field was renamed
+            new = "state_size" if config.model == "mingru" else "d_model"
+            assert getattr(config.backbone, new) == run["backbone"]["hidden_size"]
+
+
+@pytest.mark.parametrize(("model", "new"), [("gru", "d_model"), ("lstm", "d_model"),
+                                            ("mlp", "d_model"), ("mingru", "state_size")])
+def test_renamed_backbone_fields_rebuild_from_old_names(model, new):
+    """A config.json with the old name hidden_size rebuilds the backbone with that value under the new name."""
+    config = make_preset("quick", model)
+    old_style = json.loads(to_json(config))
+    del old_style["backbone"][new]
+    old_style["backbone"]["hidden_size"] = 48
+    backbone = dataclasses.replace(config.backbone, **{new: 48})
+    assert from_dict(old_style) == dataclasses.replace(config, backbone=backbone)
 
 
 def test_override_replaces_fields_without_mutating():

@@ -23,8 +23,8 @@ def _resets(key, t=T):
 
 
 def _layer(evaluation="sequential", r_min=0.9, r_max=0.999, max_phase=2 * math.pi):
-    return LRULayer(d_model=H, state_size=N, r_min=r_min, r_max=r_max, max_phase=max_phase,
-                    evaluation=evaluation)
+    return LRULayer(LRUConfig(d_model=H, state_size=N, r_min=r_min, r_max=r_max,
+                              max_phase=max_phase, evaluation=evaluation))
 
 
 def _init(layer, seed=0):
@@ -35,8 +35,8 @@ def _init(layer, seed=0):
 def test_ring_initialisation():
     """|lambda| lies in [r_min, r_max], phases in [0, max_phase], and gamma = sqrt(1 - |lambda|^2)."""
     r_min, r_max, max_phase = 0.4, 0.8, math.pi / 3
-    layer = LRULayer(d_model=H, state_size=4096, r_min=r_min, r_max=r_max,
-                     max_phase=max_phase, evaluation="sequential")
+    layer = LRULayer(LRUConfig(d_model=H, state_size=4096, r_min=r_min, r_max=r_max,
+                               max_phase=max_phase, evaluation="sequential"))
     params = layer.init(jax.random.key(0), jnp.zeros((1, 4096), jnp.complex64),
                         jnp.zeros((1, 1, H)), jnp.zeros((1, 1), bool))["params"]
     nu, theta = np.exp(params["nu_log"]), np.exp(params["theta_log"])

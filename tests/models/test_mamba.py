@@ -56,7 +56,7 @@ def test_causal_conv_does_not_look_across_a_reset():
 def _mixer(evaluation="sequential", **overrides):
     settings = dict(d_model=H, d_state=4, d_conv=4, expand=2, dt_rank=2, dt_min=0.001,
                     dt_max=0.1, dt_init_floor=1e-4, num_layers=2, evaluation=evaluation)
-    return MambaMixer(**{**settings, **overrides})
+    return MambaMixer(MambaConfig(**{**settings, **overrides}))
 
 
 def _silu(v):
@@ -144,8 +144,8 @@ def test_memory_parallel_equals_sequential():
 
 def test_config_resolves_dt_rank_and_rejects_bad_sizes():
     """dt_rank 0 means ceil(d_model / 16), as Mamba's 'auto'; a non-positive size is refused."""
-    assert MambaConfig(d_model=256).build().dt_rank == 16
-    assert MambaConfig(d_model=17).build().dt_rank == 2
-    assert MambaConfig(dt_rank=3).build().dt_rank == 3
+    assert MambaConfig(d_model=256).build().config.dt_rank == 16
+    assert MambaConfig(d_model=17).build().config.dt_rank == 2
+    assert MambaConfig(dt_rank=3).build().config.dt_rank == 3
     with pytest.raises(ValueError, match="mamba d_conv must be positive"):
         MambaConfig(d_conv=0)

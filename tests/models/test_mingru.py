@@ -11,7 +11,7 @@ import pytest
 
 from models.mingru import MinGRU, MinGRUConfig
 
-T, B, D, HIDDEN = 23, 4, 5, 6
+T, B, D, STATE = 23, 4, 5, 6
 TOL = 1e-5  # fp32, T <= 64 (STYLE.md section 6): different programs, never bit-equality
 
 
@@ -45,10 +45,10 @@ def _python_loop(params, h0, x, resets):
 @pytest.mark.parametrize("evaluation", ["parallel", "sequential"])
 def test_cell_equals_python_loop(evaluation):
     """The minGRU cell (either scan) equals the paper's recurrence written as a plain loop."""
-    cell = MinGRU(hidden_size=HIDDEN, evaluation=evaluation)
+    cell = MinGRU(MinGRUConfig(state_size=STATE, evaluation=evaluation))
     keys = jax.random.split(jax.random.key(0), 3)
     x = jax.random.normal(keys[0], (T, B, D))
-    h0 = jax.random.normal(keys[1], (B, HIDDEN))
+    h0 = jax.random.normal(keys[1], (B, STATE))
     resets = _resets(keys[2])
     params = cell.init(jax.random.key(1), h0, x, resets)
     h, hs = cell.apply(params, h0, x, resets)
@@ -59,7 +59,7 @@ def test_cell_equals_python_loop(evaluation):
 
 def test_reset_step_is_the_gated_candidate():
     """At an episode start h_t = z_t h~_t (here z = sigmoid(0) = 0.5, h~ = 2: h = 1), whatever came before."""
-    cell = MinGRU(hidden_size=1, evaluation="parallel")
+    cell = MinGRU(MinGRUConfig(state_size=1, evaluation="parallel"))
     params = {"params": {"gate": {"kernel": jnp.zeros((1, 1)), "bias": jnp.zeros(1)},
                          "candidate": {"kernel": jnp.ones((1, 1)), "bias": jnp.zeros(1)}}}
     x = jnp.array([2.0, 2.0, 2.0]).reshape(3, 1, 1)
@@ -76,7 +76,7 @@ def test_memory_parallel_equals_sequential():
     sequential = dataclasses.replace(base, evaluation="sequential").build()
     x = jax.random.normal(jax.random.key(0), (T, B, 7))
     resets = _resets(jax.random.key(1))
-    carry = jax.random.normal(jax.random.key(3), (B, base.num_layers, base.hidden_size))
+    carry = jax.random.normal(jax.random.key(3), (B, base.num_layers, base.state_size))
     params = parallel.init(jax.random.key(2), carry, x, resets)
     carry_p, out_p = parallel.apply(params, carry, x, resets)
     carry_s, out_s = sequential.apply(params, carry, x, resets)
@@ -84,9 +84,9 @@ def test_memory_parallel_equals_sequential():
     np.testing.assert_allclose(carry_p, carry_s, rtol=TOL, atol=TOL)
 
 
-def test_hidden_width_other_than_the_stream():
-    """A minGRU wider than d_model is projected back: outputs [T, B, d_model], carry [B, L, hidden]."""
-    module = MinGRUConfig(d_model=8, hidden_size=12, mlp_dim=8, num_layers=2).build()
+def test_state_width_other_than_the_stream():
+    """A minGRU state wider than d_model is projected back: outputs [T, B, d_model], carry [B, L, state]."""
+    module = MinGRUConfig(d_model=8, state_size=12, mlp_dim=8, num_layers=2).build()
     x = jnp.ones((3, B, 8))
     params = module.init(jax.random.key(0), module.initialize_carry(B), x, jnp.zeros((3, B), bool))
     carry, y = module.apply(params, module.initialize_carry(B), x, jnp.zeros((3, B), bool))

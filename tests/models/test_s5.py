@@ -114,7 +114,6 @@ def test_hippo_diagonalisation_hand_computed():
     """The DPLR eigenvalues of HiPPO-LegS (N = 4) are -1/2 +- i w with the hand-computed w,
     V diagonalises the normal part S = A + p p^T, and S5's initial Lambda (conjugate
     halving keeps the negative-imaginary half) is -1/2 - i (4.603293, 0.556501)."""
-    from models.s5 import S5Memory
     from models.ssm_init import make_dplr_hippo, make_s5_init
 
     small, large = HIPPO_4_W
@@ -132,7 +131,7 @@ def test_hippo_diagonalisation_hand_computed():
     np.testing.assert_allclose(init.eigenvectors_inv @ init.eigenvectors, np.eye(2),
                                rtol=0, atol=1e-12)
     # ... and the S5 layer starts from exactly these values (float32).
-    memory = S5Memory(d_model=4, state_size=4, num_layers=1)
+    memory = S5Config(d_model=4, state_size=4, num_layers=1).build()
     params = memory.init(jax.random.key(0), memory.initialize_carry(1), jnp.zeros((1, 1, 4)),
                          jnp.ones((1, 1), bool))["params"]["layers"]["S5SSM_0"]
     np.testing.assert_allclose(params["lambda_re"][0], expected.real, rtol=0, atol=1e-6)

@@ -88,6 +88,7 @@ def _error_line(ctx: typer.Context, error: Exception) -> str:
         option = _OPTION_OF_FIELD.get(error.field, error.field)
         if not any(param.name == option for param in ctx.command.params):
             return str(error)
+        # "--seeds must be positive" reads as a sentence; other problems follow a colon.
         joint = " " if error.problem.startswith("must") else ": "
         return f"{_flag(ctx, option)}{joint}{error.problem}"
     if isinstance(error, OverrideError):
@@ -383,7 +384,7 @@ def speed(
     The defaults are CPU-sized (B 4, width 64, 2 layers, 5 repeats, 60 s per cell).
     """
     from benchmark import speed as sweep
-    from benchmark.run_folder import resume_command
+    from benchmark.run_folder import RunExistsError, resume_command
 
     if resume is not None and (run_id is not None or force):
         raise _fail(f"--resume continues {resume}; it takes no --run-id or --force")
@@ -394,10 +395,11 @@ def speed(
     try:
         options, config = sweep.prepare(given, _typed(ctx, given), resume)
         folder = sweep.open_sweep(options, config, out, run_id, force, resume)
+    except RunExistsError as error:
+        raise _fail(f"{error}; pass --force to overwrite (or --resume "
+                    f"{out / run_id if run_id else 'DIR'} to continue it)") from None
     except ValueError as error:
-        hint = f" (or --resume {out / run_id if run_id else 'DIR'} to continue it)"
-        raise _fail(_error_line(ctx, error) + (
-            hint if "already holds results" in str(error) else "")) from None
+        raise _fail(_error_line(ctx, error)) from None
     console.print(f"[bold]s5bench speed[/]: {', '.join(config.models)} x "
                   f"{', '.join(config.modes)} at T in {list(config.seq_lens)}, B={config.batch}; "
                   f"writing to {folder.path}")

@@ -23,6 +23,7 @@ options and calls ``cli._train_command``.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,8 +337,6 @@ def _finished_cells(path: Path, labels: Sequence[str]) -> dict[tuple[str, ...], 
 
 
 def _read_json(path: Path) -> dict:
-    import json
-
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:

@@ -239,10 +239,7 @@ def trial_rows(config: RunConfig, params: Any, settings: MetaSettings, model: st
 
 def plan(options: Mapping[str, Any]) -> Plan:
     """One cell per model of ``s5bench meta``'s options; the settings are the context."""
-    from models import BACKBONES
-
-    names = validated_models(options["model"] if options["model"] is not None
-                             else list(BACKBONES))
+    names = validated_models(options["model"])
     settings = make_settings(options["preset"], options["suite"], options["held_out"],
                              options["trials"], options["trial_length"],
                              options["eval_trials"], eval_episodes=options["eval_episodes"])

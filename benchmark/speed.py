@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -368,17 +369,14 @@ def prepare(given: Mapping[str, Any], typed: Collection[str], resume: Path | Non
     ``RunFolderError``) on bad input.
     """
     from benchmark.run_folder import resolve_options, saved_config
+    from benchmark.sweep import validated_models
     from models import BACKBONES
 
     try:
         lengths = parse_lengths(given["seq_len"])
     except ValueError as error:
         raise ConfigError("seq_lens", str(error)) from None
-    names = list(BACKBONES) if given["model"] is None else list(dict.fromkeys(given["model"]))
-    for name in names:
-        if name not in BACKBONES:
-            raise ConfigError("models", f"unknown model {name!r}; valid models: "
-                              f"{', '.join(BACKBONES)}")
+    names = list(BACKBONES) if given["model"] is None else validated_models(given["model"])
     modes = list(MODES) if given["mode"] is None else list(dict.fromkeys(given["mode"]))
     options = resolve_options("speed", resume,
                               {**given, "seq_len": lengths, "model": names, "mode": modes},
@@ -421,8 +419,6 @@ def open_sweep(options: Mapping[str, Any], config: SpeedConfig, out: Path,
     resumed sweep) keeps the load average beside them; ``close_sweep`` adds the one at the
     end.
     """
-    import os
-
     from benchmark.results import write_json
     from benchmark.run_folder import create, reopen
 
@@ -436,8 +432,7 @@ def open_sweep(options: Mapping[str, Any], config: SpeedConfig, out: Path,
 
 
 def close_sweep(folder) -> None:
-    import os
-
+    """meta.json gains the load average at the sweep's end (beside the one at its start)."""
     entry = folder.meta["resumes"][-1] if folder.resumed else folder.meta
     entry["load_average_end"] = list(os.getloadavg())
     folder.save_meta()

@@ -132,6 +132,16 @@ def _progress(console: Console) -> Progress:
 # ----------------------------------------------------------------------------- experiments
 
 
+def rebuilt_run(run: dict) -> dict:
+    """A config.json run rebuilt through ``from_dict``: today's form, as JSON holds it."""
+    return json.loads(json.dumps(to_dict(from_dict(run))))
+
+
+def rebuilt_runs(doc: dict) -> dict:
+    """``doc`` (a config.json) with every run in today's form (``rebuilt_run``)."""
+    return {**doc, "runs": [rebuilt_run(run) for run in doc.get("runs", [])]}
+
+
 @dataclass(frozen=True)
 class Plan:
     """What one job of an experiment trains, and what its config.json says."""
@@ -158,17 +168,7 @@ class Experiment:
     after_cell: Callable[[Any, Path], Callable[[Cell, RunResult], None]] | None = None
     finish: Callable[[Any, Path, list[dict]], list[Any]] | None = None  # -> tables
     # An older config.json in today's form (settings that moved into the run configs).
-    normalise: Callable[[dict], dict] = lambda doc: rebuilt_runs(doc)
-
-
-def rebuilt_run(run: dict) -> dict:
-    """A config.json run rebuilt through ``from_dict``: today's form, as JSON holds it."""
-    return json.loads(json.dumps(to_dict(from_dict(run))))
-
-
-def rebuilt_runs(doc: dict) -> dict:
-    """``doc`` (a config.json) with every run in today's form (``rebuilt_run``)."""
-    return {**doc, "runs": [rebuilt_run(run) for run in doc.get("runs", [])]}
+    normalise: Callable[[dict], dict] = rebuilt_runs
 
 
 def validated_models(names: Sequence[str]) -> list[str]:

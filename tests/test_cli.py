@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import cli
 from benchmark.schema import CURVE_COLUMNS, SUMMARY_COLUMNS
+from tests.cli_checks import assert_one_error_line
 
 runner = CliRunner()
 
@@ -33,9 +34,7 @@ def test_bad_input_exits_2_with_one_line(args, needle, no_compile, tmp_path):
     """Bad input: exit status 2 and a single line naming the problem and the valid choices."""
     result = runner.invoke(cli.app, [*args, "--out", str(tmp_path)] if args[0] == "popgym"
                            else args)
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and needle in lines[0], result.output
+    assert_one_error_line(result, needle)
     assert not any(tmp_path.iterdir()), "nothing may be written for bad input"
 
 

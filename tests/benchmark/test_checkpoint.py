@@ -27,6 +27,7 @@ from benchmark.config import override, quick, to_dict
 from benchmark.run_folder import StopRequest
 from benchmark.sweep import Cell, prepare_resume
 from benchmark.training import TrainingInterrupted, run_training
+from tests.cli_checks import assert_one_error_line
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -278,9 +279,7 @@ def test_resume_with_an_option_that_disagrees_exits_2_naming_it(extra, needle, t
                   "runs": [to_dict(_short_config())]}
     (run_dir / "config.json").write_text(json.dumps(config_doc))
     result = runner.invoke(cli.app, ["popgym", *extra, "--resume", str(run_dir)])
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and needle.format(dir=run_dir) in lines[0], result.output
+    assert_one_error_line(result, needle.format(dir=run_dir))
     assert sorted(p.name for p in run_dir.iterdir()) == ["config.json"]
 
 
@@ -297,9 +296,7 @@ def test_resume_of_a_folder_without_options_compares_settings(extra, needle, tmp
     config_doc = {"command": "popgym", "runs": [to_dict(_short_config())]}
     (run_dir / "config.json").write_text(json.dumps(config_doc))
     result = runner.invoke(cli.app, [*SHORT, *extra, "--resume", str(run_dir)])
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and needle in lines[0], result.output
+    assert_one_error_line(result, needle)
 
 
 @pytest.mark.parametrize("make,needle", [
@@ -312,9 +309,7 @@ def test_resume_of_something_that_is_not_a_run_exits_2(make, needle, tmp_path):
     target = tmp_path / "nope"
     make(target)
     result = runner.invoke(cli.app, [*SHORT, "--resume", str(target)])
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and needle in lines[0], result.output
+    assert_one_error_line(result, needle)
 
 
 def test_bad_checkpoint_settings_exit_2(tmp_path):

@@ -60,10 +60,30 @@ REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"
 @pytest.mark.parametrize("path", sorted(REFERENCE.glob("*/*/config.json")),
                          ids=lambda p: p.parent.name)
 def test_committed_reference_runs_rebuild_the_runs_they_describe(path):
-    """Every run in a committed reference config.json rebuilds through from_dict; files from
-    before the network and S5 settings existed rebuild the network they ran with."""
-    runs = json.loads(path.read_text()).get("runs", [])
-    for run in runs:
+    """Every run in a committed reference config.json, from every version of the format,
+    rebuilds through from_dict into the cell that ran: files from before the network and S5
+    settings existed rebuild the network they ran with; the experiment's normalise brings
+    old files to today's form (memory lengths beside the config, meta settings at the top),
+    and today's form survives a JSON round trip."""
+    from benchmark import experiments
+    from benchmark.sweep import rebuilt_run
+
+    doc = json.loads(path.read_text())
+    runs = doc.get("runs", [])
+    if not runs:  # speed and envs --bench folders: settings, not runs
+        assert doc.get("command", "speed") in ("speed", "envs --bench")
+        return
+    exp = experiments.experiment(doc["command"])
+    for run, new in zip(runs, exp.normalise(doc)["runs"], strict=True):
+        cell = exp.make_cell(from_dict(new))
+        assert rebuilt_run(new) == new
+        assert cell.config.model == run["model"]
+        if doc["command"] == "memory":
+            assert cell.labels["memory_length"] == run["memory_length"]
+            assert dict(cell.config.env.params) == run["env_params"]
+        if doc["command"] == "meta":
+            assert cell.config.env.kwargs["num_trials"] == doc["num_trials"]
+            assert cell.config.env.kwargs["trial_length"] == doc["trial_length"]
         config = from_dict(run)
         if "head_size" in run:  # written before the network was a setting
             assert config.network.encoder == (run["head_size"],)

@@ -13,10 +13,8 @@ from typer.testing import CliRunner
 import cli
 from benchmark import experiments
 from benchmark.config import ConfigError, build_run_config, from_dict, to_dict
-from benchmark.sweep import rebuilt_run
 
 runner = CliRunner()
-REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"
 
 
 def test_build_run_config_order_preset_adaptation_overrides_budget():
@@ -68,30 +66,6 @@ def test_every_experiments_config_json_rebuilds_its_cells(name):
         assert [c.config.env.params["memory_length"] for c in plan.cells] == [4, 8, 16] * 2
     if name == "meta":
         assert plan.cells[0].config.env.kwargs["num_trials"] == 16  # the paper preset's
-
-
-@pytest.mark.parametrize("path", sorted(REFERENCE.glob("*/*/config.json")),
-                         ids=lambda p: p.parent.name)
-def test_every_committed_reference_run_rebuilds(path):
-    """Committed runs, from every version of the config format, rebuild their cells: the
-    experiment's normalise brings old files to today's form (memory lengths beside the
-    config, meta settings at the top), and today's form survives a JSON round trip."""
-    doc = json.loads(path.read_text())
-    if not doc.get("runs"):  # speed and envs --bench folders: settings, not runs
-        assert doc.get("command", "speed") in ("speed", "envs --bench")
-        return
-    exp = experiments.experiment(doc["command"])
-    normalised = exp.normalise(doc)
-    for old, new in zip(doc["runs"], normalised["runs"], strict=True):
-        cell = exp.make_cell(from_dict(new))
-        assert rebuilt_run(new) == new
-        assert cell.config.model == old["model"]
-        if doc["command"] == "memory":
-            assert cell.labels["memory_length"] == old["memory_length"]
-            assert dict(cell.config.env.params) == old["env_params"]
-        if doc["command"] == "meta":
-            assert cell.config.env.kwargs["num_trials"] == doc["num_trials"]
-            assert cell.config.env.kwargs["trial_length"] == doc["trial_length"]
 
 
 def test_shard_selects_every_nth_cell_and_rejects_bad_shards():

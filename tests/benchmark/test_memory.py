@@ -26,6 +26,7 @@ from benchmark.memory import (
 )
 from benchmark.schema import CURVE_COLUMNS, SUMMARY_COLUMNS
 from envs.wrappers import make_training_env
+from tests.cli_checks import assert_one_error_line
 
 runner = CliRunner()
 PROBE_LENGTH = 8
@@ -131,9 +132,7 @@ def test_env_params_set_the_memory_length():
 def test_bad_input_exits_2_with_one_line(args, needle, no_compile, tmp_path):
     """Bad input to `s5bench memory`: exit 2, one line naming the problem, nothing written."""
     result = runner.invoke(cli.app, ["memory", *args, "--out", str(tmp_path)])
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and needle in lines[0], result.output
+    assert_one_error_line(result, needle)
     assert not any(tmp_path.iterdir()), "nothing may be written for bad input"
 
 

@@ -33,6 +33,7 @@ from benchmark.meta_rl import (
 )
 from benchmark.schema import TRIAL_COLUMNS
 from benchmark.training import run_training
+from tests.cli_checks import assert_one_error_line
 
 runner = CliRunner()
 
@@ -53,9 +54,7 @@ FLAT = 0.1  # ... while mlp's rise stays below this
 def test_bad_input_exits_2_with_one_line(args, needle, no_compile, tmp_path):
     """Bad `s5bench meta` input: exit 2, one line naming the problem, nothing written."""
     result = runner.invoke(cli.app, ["meta", *args, "--out", str(tmp_path)])
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and needle in lines[0], result.output
+    assert_one_error_line(result, needle)
     assert not any(tmp_path.iterdir())
 
 

@@ -18,6 +18,7 @@ from benchmark import speed, timing
 from benchmark.schema import SPEED_COLUMNS
 from benchmark.speed import SpeedConfig, parse_lengths, run_sweep
 from models import BACKBONES
+from tests.cli_checks import assert_one_error_line
 
 runner = CliRunner()
 
@@ -85,9 +86,7 @@ def no_sweep(monkeypatch):
 def test_bad_input_exits_2_with_one_line(args, needle, no_sweep, tmp_path):
     """Bad input: exit status 2, one line naming the problem, nothing written or compiled."""
     result = runner.invoke(cli.app, ["speed", *args, "--out", str(tmp_path)])
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and needle in lines[0], result.output
+    assert_one_error_line(result, needle)
     assert not any(tmp_path.iterdir()), "nothing may be written for bad input"
 
 

@@ -137,8 +137,9 @@ def config_document(exp: Experiment, options: Mapping[str, Any], plan: Plan) -> 
             "runs": [to_dict(cell.config) for cell in plan.cells]}
 
 
-def shard_folder(run_dir: Path, shard: tuple[int, int]) -> Path:
-    return Path(run_dir) / f"shard-{shard[0]}-of-{shard[1]}"
+def shard_name(shard: tuple[int, int]) -> str:
+    """The folder shard I of N writes into, inside its sweep's folder."""
+    return f"shard-{shard[0]}-of-{shard[1]}"
 
 
 @dataclass
@@ -185,7 +186,7 @@ def open_folder(job: Job, out: Path, run_id: str | None, force: bool
             if run_id is None:
                 raise ConfigError("shard", "every shard of a sweep writes into the same "
                                   "sweep folder: give its run id")
-            out, run_id = Path(out) / run_id, shard_folder(Path(), job.plan.shard).name
+            out, run_id = Path(out) / run_id, shard_name(job.plan.shard)
         folder = create(out, run_id, force, job.doc,
                         {**_resolved_settings(job.plan.cells), "checkpoint": checkpoint_meta,
                          "devices_limit": job.devices})

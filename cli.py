@@ -125,6 +125,12 @@ def _train_command(ctx: typer.Context, name: str, given: dict[str, object], *, o
     a stop becomes one line saying how to resume, and exit status 130. Exit status 1 when a
     seed diverged or a cell failed.
     """
+    if multihost:
+        # First of all: jax.distributed.initialize() must run before anything initialises
+        # the XLA backend, and importing the library does (gymnax builds arrays at import).
+        from benchmark.sharding import init_multihost
+
+        init_multihost()
     from benchmark import experiments
     from benchmark.checkpoint import CheckpointSettings
     from benchmark.run_folder import (
@@ -135,10 +141,6 @@ def _train_command(ctx: typer.Context, name: str, given: dict[str, object], *, o
     )
     from benchmark.training import TrainingInterrupted
 
-    if multihost:  # before devices are counted: every host's devices join the run
-        from benchmark.sharding import init_multihost
-
-        init_multihost()
     experiment = experiments.experiment(name)
     try:
         if resume is not None and (run_id is not None or force):

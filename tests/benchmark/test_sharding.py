@@ -20,21 +20,27 @@ SCRIPT = textwrap.dedent('''
     import json
     import numpy as np
     import jax
-    from jax.sharding import PartitionSpec as P
     from benchmark.config import override, quick
-    from benchmark.training import run_training
+    from benchmark.training import build_trainer, compile_trainer, run_training
+
+    def leaves(tree):
+        return [np.asarray(leaf) for leaf in jax.tree.leaves(tree)]
+
+    def largest(a, b):
+        return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
 
     out = {"devices": jax.device_count()}
     for seeds in (4, 1):
+        # One PPO update (16 x 32 steps): 4 epochs x 4 minibatches of Adam steps.
         config = override(quick("gru", "MemoryProbe", num_seeds=seeds), [
-            "ppo.num_envs=16", "ppo.num_steps=32", "ppo.total_timesteps=2048",
-            "ppo.updates_per_chunk=2"])
+            "ppo.num_envs=16", "ppo.num_steps=32", "ppo.total_timesteps=512"])
+        init, _, keys, _ = compile_trainer(config, build_trainer(config)[0], devices=1)
+        start = leaves(init(keys).params)
         one = run_training(config, devices=1)
         four = run_training(config, devices=4)
         leaf = jax.tree.leaves(four.runner.params)[0]
         obs = four.runner.obs
-        diffs = [float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(
-            jax.tree.leaves(one.runner.params), jax.tree.leaves(four.runner.params))]
+        one_params, four_params = leaves(one.runner.params), leaves(four.runner.params)
         out[seeds] = {
             "mesh": [four.mesh.seed_shards, four.mesh.env_shards],
             "param_spec": list(leaf.sharding.spec),
@@ -43,7 +49,8 @@ SCRIPT = textwrap.dedent('''
             "same_episodes": bool(np.array_equal(np.isnan(one.mean_return),
                                                  np.isnan(four.mean_return))),
             "max_return_diff": float(np.nanmax(np.abs(one.mean_return - four.mean_return))),
-            "max_param_diff": max(diffs),
+            "update_size": largest(one_params, start),
+            "max_param_diff": largest(one_params, four_params),
             "diverged": four.diverged_at.tolist(),
         }
     print("RESULT " + json.dumps(out))
@@ -64,16 +71,24 @@ def test_plan_mesh_prefers_seeds_then_environments():
 
 def test_four_devices_shard_seeds_and_environments_with_unsharded_numbers():
     """4 seeds on 4 devices: parameters split over the seed axis; 1 seed: environments split.
+    After one update both agree with the one-device run up to a small fraction of the update.
 
-    The numbers match the one-device run to float32 rounding, not to the bit: each
-    device runs a partitioned program (for one seed per device XLA drops the batch axis and
-    picks other kernels), so the last bits of some sums differ, and differently on each
-    CPU's instruction set. After 4 updates parameters were within 1.2e-7 (seen on one CPU)
-    and mean returns equal; the bounds are 1e-6 and 1e-5 (a mean of episode returns summed
-    in another order may differ in its last bits).
-    Over long runs such differences grow, as any last-bit change does in RL training
-    (16 updates: an action sample flips and parameters differ by 1e-2), so bit-for-bit
-    equality is promised only for the same device layout, which is what a resume uses.
+    They agree to float32 rounding, not to the bit: each device runs a partitioned program
+    (for one seed per device XLA drops the batch axis and picks other kernels), so the last
+    bits of some sums differ, and differently on each CPU's instruction set. So the test
+    compares one update, from the same parameters and the same first rollout, which involves
+    no sampling from a policy that has already moved. Rounding changes a gradient element
+    by about float32's epsilon (6e-8) times the terms summed into it, and Adam (eps 1e-5)
+    turns a gradient change d into a parameter change of at most lr x d / eps per step; over
+    the update's 16 Adam steps (4 epochs x 4 minibatches) the two programs' parameters then
+    differ by a small fraction of what the update moved them. The bound is 1e-3 of the
+    largest parameter change (seen: 3.6e-6 of it, with code for AVX-512 and for AVX2 alike),
+    while a layout bug (seeds mixed, environments lost or counted twice) changes the
+    update by its own size.
+    The mean return of the first rollout is one float32 mean of the same episodes, summed
+    perhaps in another order: 1e-5. Over many updates such differences grow, as any
+    last-bit change does in RL training, so bit-for-bit equality is promised only for the
+    same device layout, which is what a resume uses.
     """
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
@@ -90,5 +105,6 @@ def test_four_devices_shard_seeds_and_environments_with_unsharded_numbers():
     assert seeds1["mesh"] == [1, 4] and seeds1["obs_spec"] == ["seed", "env"]
     for run in (seeds4, seeds1):
         assert run["same_episodes"] and run["max_return_diff"] <= 1e-5, json.dumps(run)
-        assert run["max_param_diff"] <= 1e-6, json.dumps(run)
+        assert run["update_size"] > 1e-4, json.dumps(run)  # the update did move them
+        assert run["max_param_diff"] <= 1e-3 * run["update_size"], json.dumps(run)
         assert not any(run["diverged"])

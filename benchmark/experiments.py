@@ -83,8 +83,9 @@ def _popgym_finish(context: Any, run_dir: Path, rows: list[dict]) -> list[Any]:
     for name, (columns, label, build) in tables.items():
         (run_dir / name).unlink(missing_ok=True)
         if len({row[label] for row in rows}) > 1:
+            table = build(rows)
             with CsvLog(run_dir / name, columns) as log:
-                log.write_many(build(rows))
+                log.write_many(table)
     return []
 
 

@@ -267,7 +267,10 @@ def aggregate_intervals(normalised: pd.DataFrame, *, reps: int = BOOTSTRAP_REPS,
                 row[f"{score}_{metric}_lo"] = float(low)
                 row[f"{score}_{metric}_hi"] = float(high)
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["model", "scored_envs", "runs", *(
+        f"{score}_{metric}{bound}" for score in SCORES for metric in ESTIMATORS
+        for bound in ("", "_lo", "_hi"))]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def env_intervals(scores: pd.DataFrame, score: str, *, reps: int = BOOTSTRAP_REPS,

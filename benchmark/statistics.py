@@ -117,12 +117,12 @@ def env_means(scores: pd.DataFrame, score: str) -> pd.Series:
 def normalise(scores: pd.DataFrame) -> pd.DataFrame:
     """``run_scores`` with each score mapped by ``(x - low) / (high - low)``, the
     environment's ``score_range``; rows of environments without one are dropped."""
-    ranges = {env: score_range(env) for env in scores["env"].unique()}
-    known = scores[scores["env"].map(lambda env: ranges[env] is not None)].copy()
-    low = known["env"].map(lambda env: ranges[env][0])
-    span = known["env"].map(lambda env: ranges[env][1] - ranges[env][0])
+    bounds = np.array([score_range(env) or (math.nan, math.nan) for env in scores["env"]],
+                      dtype=float).reshape(-1, 2)
+    known = scores[~np.isnan(bounds[:, 0])].copy()
+    low, high = bounds[~np.isnan(bounds[:, 0])].T
     for score in SCORES:
-        known[score] = (known[score] - low) / span
+        known[score] = (known[score].to_numpy(float) - low) / (high - low)
     return known.reset_index(drop=True)
 
 

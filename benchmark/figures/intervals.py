@@ -47,6 +47,10 @@ def draw_popgym_intervals(run: Run, out: Path) -> style.Figure | str:
     if table.empty:
         return (f"{run.files['aggregate']} has no backbone with a normalised score (no "
                 "environment with a known score range)")
+    bounds = [c for c in table.columns if c.endswith(("_lo", "_hi"))]
+    if table[bounds].isna().all(axis=None):
+        return (f"{run.files['aggregate']} has no interval: one seed per environment says "
+                "nothing of the seed-to-seed spread")
     models = style.model_order(table["model"].astype(str))[::-1]  # first at the top
     table = table.set_index(table["model"].astype(str)).loc[models]
     fig, axes = plt.subplots(len(_SCORE_NAMES), len(_METRIC_NAMES),

@@ -583,6 +583,112 @@ def merge(
     _report(experiment, outcome, sweep)
 
 
+# ----------------------------------------------------------------------------- compare
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(
+        help="POPGym run folders (or sweep folders of shards) whose backbones are compared "
+        "on the environments every backbone has.")],
+    score: Annotated[str, typer.Option(
+        help="Score of a run: mmer (its best update's mean return) or final_return (the "
+        "mean over the last 10% of updates).")] = "mmer",
+    allow_mixed: Annotated[bool, typer.Option(
+        "--allow-mixed", help="Compare runs from different devices or presets.")] = False,
+) -> None:
+    """Compare backbones with 95% intervals: per environment, aggregate, and which differ.
+
+    Per environment: each backbone's mean over seeds with its stratified-bootstrap
+    interval. Aggregate: IQM, median, mean and optimality gap of the normalised score.
+    Then P(X > Y) for every pair, naming the pairs whose interval is clear of 1/2 and those
+    the seeds at hand cannot tell apart. Nothing is retrained.
+    """
+    from benchmark.compare import CompareError
+    from benchmark.compare import compare as compare_runs
+
+    try:
+        result = compare_runs(runs, score=score, allow_mixed=allow_mixed)
+    except CompareError as error:
+        raise _fail(str(error)) from None
+    for line in _compare_lines(result):
+        console.print(line, highlight=False)
+
+
+def _interval(point: float, low: float, high: float) -> str:
+    if low != low:  # NaN: one seed, no interval
+        return f"{point:.3f} (one seed)"
+    return f"{point:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _compare_lines(result) -> list:
+    """The tables and sentences `s5bench compare` prints, in order."""
+    from rich.table import Table
+
+    from benchmark import statistics
+
+    name = {"mmer": "MMER", "final_return": "final return"}[result.score]
+    lines: list = [
+        f"[bold]s5bench compare[/]: {len(result.runs)} run folder(s) on "
+        f"{', '.join(result.devices)}, preset {', '.join(result.presets)}; {name} on "
+        f"{len(result.envs)} shared environment(s)"]
+    for model, envs in result.left_out.items():
+        lines.append(f"  {model}: left out {', '.join(envs)} (not every backbone has them)")
+    for model, count in result.failed.items():
+        lines.append(f"  {model}: {count} run(s) diverged or failed, left out")
+    pairs = result.pairs
+    for env in result.envs:
+        cells = result.cells[result.cells["env"] == env].sort_values("mean", ascending=False)
+        table = Table(title=f"{env}: {name}, mean over seeds [95% interval]")
+        for column in ("backbone", "seeds", name):
+            table.add_column(column, justify="left" if column == "backbone" else "right")
+        for row in cells.itertuples():
+            table.add_row(row.model, str(row.runs), _interval(row.mean, row.lo, row.hi))
+        lines.append(table)
+        lines += _verdict_lines(pairs[pairs["env"] == env], f" on {env}", undecided=False)
+    table = Table(title=f"Aggregate over {len(result.envs)} environment(s): normalised {name} "
+                        "[95% interval]")
+    for column in ("backbone", "runs", *statistics.ESTIMATORS):
+        table.add_column(column, justify="left" if column == "backbone" else "right")
+    for row in result.aggregate.sort_values(f"{result.score}_iqm", ascending=False).to_dict(
+            "records"):
+        table.add_row(row["model"], str(row["runs"]), *(
+            _interval(*(row[f"{result.score}_{metric}{bound}"] for bound in ("", "_lo", "_hi")))
+            for metric in statistics.ESTIMATORS))
+    lines.append(table)
+    lines.append(f"Over the {len(result.envs)} shared environment(s), P(X > Y) at 95%:")
+    lines += _verdict_lines(pairs[pairs["env"] == statistics.ALL_ENVS], "", undecided=True)
+    if result.seed_sd == result.seed_sd:
+        need = {d: statistics.seeds_for_difference(result.seed_sd, d) for d in (0.05, 0.1, 0.2)}
+        lines.append(
+            f"Seed noise: the standard deviation over seeds of a cell's normalised {name}, "
+            f"pooled over cells, is {result.seed_sd:.3f}; to tell apart two cells whose mean "
+            f"normalised scores are 0.05 / 0.1 / 0.2 apart (95%, power 0.8) takes about "
+            f"{need[0.05]} / {need[0.1]} / {need[0.2]} seeds each.")
+    return lines
+
+
+def _verdict_lines(pairs, where: str, *, undecided: bool) -> list[str]:
+    """`lru > s5 on E: P = 0.83 [0.61, 0.97]` for the pairs whose interval is clear of 1/2,
+    then, if ``undecided``, the pairs these seeds cannot tell apart."""
+    from benchmark.statistics import verdict
+
+    told, untold = [], []
+    for row in pairs.itertuples():
+        sign = verdict(row.lo, row.hi)
+        if sign == 0:
+            untold.append(f"{row.model_x} ~ {row.model_y} (P = {row.probability:.2f} "
+                          f"[{row.lo:.2f}, {row.hi:.2f}])")
+        else:
+            better, worse = (row.model_x, row.model_y) if sign > 0 else (row.model_y, row.model_x)
+            p, low, high = ((row.probability, row.lo, row.hi) if sign > 0 else
+                            (1 - row.probability, 1 - row.hi, 1 - row.lo))
+            told.append(f"  {better} > {worse}{where}: P = {p:.2f} [{low:.2f}, {high:.2f}]")
+    if undecided:
+        told.append("  cannot be told apart with these seeds: " + (", ".join(untold) or "none"))
+    return told
+
+
 # ----------------------------------------------------------------------------- listings
 
 

@@ -1,4 +1,9 @@
-"""Per-model aggregates over environments, from summary rows (POPGym's headline numbers)."""
+"""Per-model aggregates over environments and pairwise comparisons, from summary rows
+(POPGym's headline numbers: ``aggregate.csv`` and ``comparison.csv``).
+
+The statistics are ``benchmark.statistics``'s; this module shapes them into the rows of
+the two CSVs (columns in ``benchmark.schema``).
+"""
 
 from __future__ import annotations
 
@@ -6,45 +11,70 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
+import pandas as pd
+
+from benchmark import statistics
+from benchmark.schema import AGGREGATE_COLUMNS, COMPARISON_COLUMNS, INTERVAL_COLUMNS
 
 
-def aggregate_by_model(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per model: MMER and final return averaged over environments.
+def aggregate_by_model(rows: Sequence[Mapping[str, Any]], *,
+                       reps: int = statistics.BOOTSTRAP_REPS,
+                       seed: int = statistics.BOOTSTRAP_SEED) -> list[dict[str, Any]]:
+    """One row per model: raw means over environments and interval estimates.
 
-    Each environment counts once: seeds are averaged within an environment first, then
-    environments are averaged, so an environment with more seeds does not weigh more.
-    Rows whose status is not ``ok`` are counted in ``failed`` and left out of the means.
+    ``mean_mmer`` and ``mean_final_return`` average environments, each counting once (its
+    seeds averaged first, ``statistics.env_means``), so an environment with more seeds does
+    not weigh more. The interval columns are ``statistics.aggregate_intervals`` of the
+    normalised scores. Both rest on ``statistics.run_scores``: rows whose status is not
+    ``ok`` are counted in ``failed`` and left out.
     """
-    by_model: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
-    for row in rows:
-        by_model.setdefault(row["model"], {}).setdefault(row["env"], []).append(row)
+    table = pd.DataFrame(list(rows))
+    scores = statistics.run_scores(table)
+    means = {score: statistics.env_means(scores, score).groupby(level="model").mean()
+             for score in statistics.SCORES}
+    intervals = statistics.aggregate_intervals(statistics.normalise(scores), reps=reps,
+                                               seed=seed).set_index("model")
     out = []
-    for model, by_env in by_model.items():
-        env_mmer, env_final, wall, rates, failed, seeds = [], [], 0.0, [], 0, set()
-        for env_rows in by_env.values():
-            ok = [r for r in env_rows if r["status"] == "ok"]
-            failed += len(env_rows) - len(ok)
-            seeds.update(r["seed"] for r in env_rows)
-            if ok:
-                env_mmer.append(_mean(r["mmer"] for r in ok))
-                env_final.append(_mean(r["final_return"] for r in ok))
-                wall += float(ok[0]["wall_s"])  # seeds of one env share one program
-                rates.append(_mean(r["env_steps_per_s"] for r in ok) * len(ok))
-        out.append({
+    for model, model_rows in table.groupby("model", sort=False):
+        ok = model_rows[model_rows["status"] == "ok"]
+        # Seeds of one cell share one compiled program: its wall time is counted once.
+        cells = ok.groupby("env", sort=False)
+        rates = cells["env_steps_per_s"].apply(lambda r: _mean(r) * len(r)).dropna()
+        row = {
             "model": model,
-            "envs": len(by_env),
-            "seeds": len(seeds),
-            "mean_mmer": _mean(env_mmer),
-            "mean_final_return": _mean(env_final),
-            "total_wall_s": round(wall, 3),
-            "mean_env_steps_per_s": round(_mean(rates), 1) if rates else None,
-            "failed": failed,
-        })
+            "envs": int(model_rows["env"].nunique()),
+            "seeds": int(model_rows["seed"].nunique()),
+            "mean_mmer": float(means["mmer"].get(model, math.nan)),
+            "mean_final_return": float(means["final_return"].get(model, math.nan)),
+            "total_wall_s": round(float(cells["wall_s"].first().astype(float).sum()), 3),
+            "mean_env_steps_per_s": round(float(rates.mean()), 1) if len(rates) else None,
+            "failed": int(len(model_rows) - len(ok)),
+            "scored_envs": 0, "runs": 0,
+            **dict.fromkeys(INTERVAL_COLUMNS, math.nan),
+            "bootstrap_reps": reps, "bootstrap_seed": seed,
+        }
+        if model in intervals.index:
+            estimates = intervals.loc[model]
+            row.update({column: float(estimates[column]) for column in INTERVAL_COLUMNS})
+            row["scored_envs"] = int(estimates["scored_envs"])
+            row["runs"] = int(estimates["runs"])
+        out.append({column: row[column] for column in AGGREGATE_COLUMNS})
     return out
 
 
-def _mean(values) -> float:
-    values = np.array([math.nan if v is None else float(v) for v in values], dtype=float)
-    values = values[~np.isnan(values)]
-    return float(values.mean()) if values.size else math.nan
+def comparison_rows(rows: Sequence[Mapping[str, Any]], *,
+                    reps: int = statistics.BOOTSTRAP_REPS,
+                    seed: int = statistics.BOOTSTRAP_SEED) -> list[dict[str, Any]]:
+    """``comparison.csv``: P(X > Y) of every pair of models, per environment they share and
+    over all of them, for each score (``statistics.improvement``)."""
+    scores = statistics.run_scores(pd.DataFrame(list(rows)))
+    frames = [statistics.improvement(scores, score, reps=reps, seed=seed)
+              for score in statistics.SCORES]
+    table = pd.concat(frames, ignore_index=True).assign(bootstrap_reps=reps,
+                                                        bootstrap_seed=seed)
+    return table[list(COMPARISON_COLUMNS)].to_dict("records")
+
+
+def _mean(values: pd.Series) -> float:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    return float(values.mean()) if len(values) else math.nan

@@ -37,6 +37,8 @@ from benchmark.run_folder import RunFolder, RunFolderError, check_resumable, cre
 from benchmark.schema import (
     AGGREGATE_COLUMNS,
     AGGREGATE_CSV,
+    COMPARISON_COLUMNS,
+    COMPARISON_CSV,
     CURVES_CSV,
     POPGYM_LABELS,
     SUMMARY_CSV,
@@ -72,13 +74,18 @@ def _popgym_cell(config: RunConfig) -> Cell:
 
 
 def _popgym_finish(context: Any, run_dir: Path, rows: list[dict]) -> list[Any]:
-    """aggregate.csv (one row per model, averaged over environments) when several ran."""
-    from benchmark.aggregate import aggregate_by_model
+    """aggregate.csv (one row per model, over environments) when several environments
+    ran; comparison.csv (P(X > Y) for every pair of models) when several models did."""
+    from benchmark.aggregate import aggregate_by_model, comparison_rows
 
-    if len({row["env"] for row in rows}) > 1:
-        (run_dir / AGGREGATE_CSV).unlink(missing_ok=True)
-        with CsvLog(run_dir / AGGREGATE_CSV, AGGREGATE_COLUMNS) as log:
-            log.write_many(aggregate_by_model(rows))
+    tables = {AGGREGATE_CSV: (AGGREGATE_COLUMNS, "env", aggregate_by_model),
+              COMPARISON_CSV: (COMPARISON_COLUMNS, "model", comparison_rows)}
+    for name, (columns, label, build) in tables.items():
+        (run_dir / name).unlink(missing_ok=True)
+        if len({row[label] for row in rows}) > 1:
+            table = build(rows)
+            with CsvLog(run_dir / name, columns) as log:
+                log.write_many(table)
     return []
 
 
@@ -246,9 +253,9 @@ def merge(sweep_dir: Path) -> tuple[Outcome, Experiment]:
     present, each finished. ``sweep_dir`` then holds what one job training every cell
     would have written: config.json with every run in the sweep's order, curves.csv,
     summary.csv and the experiment's extra CSVs (rows cell by cell in that order), the
-    finish step's tables (``aggregate.csv`` for POPGym) and a meta.json naming the shards'
-    own; returns the merged outcome and the experiment. Raises ``RunFolderError`` saying
-    what is missing or inconsistent.
+    finish step's tables (``aggregate.csv``, ``comparison.csv`` for POPGym) and a
+    meta.json naming the shards' own; returns the merged outcome and the experiment.
+    Raises ``RunFolderError`` saying what is missing or inconsistent.
     """
     sweep_dir = Path(sweep_dir)
     shards = sorted(sweep_dir.glob("shard-*-of-*"))

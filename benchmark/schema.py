@@ -33,8 +33,23 @@ RUN_STATUSES = ("ok", "diverged", "error")
 
 TRIAL_COLUMNS = ("model", "seed", "split", "suite", "env", "trial", "mean_return",
                  "meta_episodes")
+# aggregate.csv: raw means over environments (seeds averaged within each first), then the
+# interval estimates of benchmark.statistics over normalised scores: for each score and
+# estimator the point, the lower (_lo) and the upper (_hi) bound of its 95% interval,
+# resting on scored_envs environments and runs runs, from bootstrap_reps resamples drawn
+# with bootstrap_seed.
+INTERVAL_SCORES = ("mmer", "final_return")
+INTERVAL_METRICS = ("iqm", "mean", "median", "optimality_gap")
+INTERVAL_COLUMNS = tuple(f"{score}_{metric}{bound}" for score in INTERVAL_SCORES
+                         for metric in INTERVAL_METRICS for bound in ("", "_lo", "_hi"))
 AGGREGATE_COLUMNS = ("model", "envs", "seeds", "mean_mmer", "mean_final_return",
-                     "total_wall_s", "mean_env_steps_per_s", "failed")
+                     "total_wall_s", "mean_env_steps_per_s", "failed", "scored_envs", "runs",
+                     *INTERVAL_COLUMNS, "bootstrap_reps", "bootstrap_seed")
+COMPARISON_CSV = "comparison.csv"  # popgym with several models: one row per pair and env
+# P(model_x > model_y) of a score on env (an id, or "all": the mean over the envs both
+# have), its 95% interval [lo, hi], and the runs of each model it rests on.
+COMPARISON_COLUMNS = ("score", "model_x", "model_y", "env", "envs", "runs_x", "runs_y",
+                      "probability", "lo", "hi", "bootstrap_reps", "bootstrap_seed")
 
 # ----------------------------------------------------------------------- speed sweeps
 

@@ -8,6 +8,8 @@ whose data is present, one figure per run folder. The figures, by module:
 - ``memory``: ``memory_length`` (a memory run's ``summary.csv``);
 - ``popgym``: ``popgym_curves``, ``popgym_summary``, ``popgym_mmer_vs_time``,
   ``return_vs_cost`` (a POPGym run's ``curves.csv`` and ``summary.csv``);
+- ``intervals``: ``popgym_intervals``, ``popgym_profiles``, ``popgym_improvement`` (a
+  POPGym run's ``aggregate.csv``, ``summary.csv`` and ``comparison.csv``);
 - ``meta``: ``meta_trials``, ``meta_curves`` (a meta run's ``trials.csv`` and ``curves.csv``).
 
 Each module's docstring says what its figures show. ``data`` finds run folders and reads
@@ -25,12 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.figures import memory, meta, popgym, speed, style
+from benchmark.figures import intervals, memory, meta, popgym, speed, style
 from benchmark.figures.data import FigureDataError, Run, load_runs
 from benchmark.figures.style import Figure
 
 # figure kind -> (the kind of run it is drawn from, its drawer), in the order drawn.
-FIGURES = {**speed.FIGURES, **memory.FIGURES, **popgym.FIGURES, **meta.FIGURES}
+FIGURES = {**speed.FIGURES, **memory.FIGURES, **popgym.FIGURES, **intervals.FIGURES,
+           **meta.FIGURES}
 # What a figure needs, for the skip line when no run of that kind exists. Meta runs are
 # optional extras: without one, their figures are left out silently.
 _SOURCE_TEXT = {"speed": "speed run (speed.csv)",

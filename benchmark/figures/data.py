@@ -8,7 +8,7 @@ a command writes. Its kind decides which tables are read and which columns they 
 - ``meta``: holds ``trials.csv``; reads ``trials`` and ``curves``.
 - ``memory`` / ``popgym``: named by ``config.json``'s command, else by a ``memory_length``
   or ``env`` column in the ``summary.csv``/``curves.csv`` header; reads ``summary``
-  (and, for POPGym, ``curves``).
+  (and, for POPGym, ``curves``, ``aggregate`` and ``comparison``, where present).
 
 Every table is checked as it is read: a CSV that does not parse, lacks a required column or
 holds text where a number belongs raises ``FigureDataError`` naming the file (and column).
@@ -40,14 +40,19 @@ REQUIRED = {
     "popgym": {"curves": (*schema.POPGYM_LABELS, "seed", "update", "env_steps",
                           "mean_return"),
                "summary": (*schema.POPGYM_LABELS, "seed", "status", "final_return",
-                           "wall_s")},
+                           "mmer", "wall_s"),
+               # Written by the popgym finish step: over several envs, several models.
+               "aggregate": ("model", "scored_envs", "runs", *schema.INTERVAL_COLUMNS),
+               "comparison": ("score", "model_x", "model_y", "env", "probability", "lo",
+                              "hi")},
     "meta": {"trials": ("model", "seed", "split", "env", "trial", "mean_return"),
              "curves": ("model", "seed", "update", "env_steps", "mean_return")},
 }
 # Columns parsed as numbers wherever they appear (empty, "nan" and "none" read as NaN).
 NUMERIC = {"seq_len", "batch", "median_s", "min_s", "max_s", "tokens_per_s", "d_model",
            "num_layers", "memory_length", "seed", "update", "env_steps", "mean_return",
-           "final_return", "best_return", "wall_s", "trial", "memory_bytes"}
+           "final_return", "best_return", "wall_s", "trial", "memory_bytes", "mmer",
+           "scored_envs", "runs", "probability", "lo", "hi", *schema.INTERVAL_COLUMNS}
 _RUN_CSVS = (schema.SPEED_CSV, schema.TRIALS_CSV, schema.CURVES_CSV, schema.SUMMARY_CSV)
 
 

@@ -2,11 +2,13 @@
 
 - ``popgym_curves`` (``curves.csv``): mean return against env steps, one panel per
   environment, one line per backbone, band min-max over seeds.
-- ``popgym_summary`` (``curves.csv``, ``summary.csv``): a heat map, environments as rows
-  (by family, then Easy/Medium/Hard), backbones as columns, each cell's MMER written in it
-  and coloured by MMER normalised within its row (``normalise_rows``), a last row with the
-  mean over environments (``mmer_table``); below it, wall time per backbone. Sized by the
-  number of rows and columns, so 48 environments x 9 backbones stay legible.
+- ``popgym_summary`` (``summary.csv``): a heat map, environments as rows (by family, then
+  Easy/Medium/Hard), backbones as columns, each cell's MMER (mean over its ok seeds)
+  written in it and coloured by MMER normalised within its row (``normalise_rows``), a
+  frame round the cells that cannot be told from the row's best (``close_to_best``), a
+  last row with the mean over environments (``mmer_table``, aggregate.csv's definition);
+  below it, wall time per backbone. Sized by the number of rows and columns, so 48
+  environments x 9 backbones stay legible.
 - ``popgym_mmer_vs_time`` (``curves.csv`` with ``wall_s``): the paper's Figure 3b, the MMER
   so far, normalised per environment and averaged over environments, against training
   wall-clock time, one line per backbone (``normalised_mmer_vs_time``). Skipped for runs
@@ -15,8 +17,9 @@
 - ``return_vs_cost`` (``summary.csv``): final return against training wall time, one point
   per (backbone, environment).
 
-The tables behind them (``mmer``, ``mmer_table``, ``normalise_rows``, ``env_order``,
-``running_mmer``, ``normalised_mmer_vs_time``) are pure functions of the CSVs' DataFrames.
+The tables behind them (``mmer_table``, ``close_to_best``, ``normalise_rows``,
+``env_order``, ``running_mmer``, ``normalised_mmer_vs_time``) are pure functions of the
+CSVs' DataFrames.
 """
 
 from __future__ import annotations
@@ -24,18 +27,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.patches
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from benchmark import statistics
 from benchmark.figures import style
 from benchmark.figures.data import Run, ok_summary_rows, smooth_per_seed
-from benchmark.metrics import mmer_per_seed
-
-
-def mmer(curves: pd.DataFrame) -> pd.Series:
-    """MMER per (model, env): each seed's MMER (``metrics.mmer_per_seed``), mean over seeds."""
-    return mmer_per_seed(curves).groupby(level=["model", "env"]).mean()
 
 
 def draw_popgym_curves(run: Run, out: Path) -> style.Figure | str:
@@ -106,17 +105,35 @@ def env_order(envs) -> list[str]:
     return sorted(set(envs), key=key)
 
 
-def mmer_table(curves: pd.DataFrame) -> pd.DataFrame:
-    """``[env, model]`` MMER (``mmer``: each seed's best update, mean over seeds), rows in
-    ``env_order``, columns in ``style.model_order``, then a last row ``mean``: the mean over
-    environments of the raw MMER, as ``aggregate.csv``'s ``mean_mmer`` (over the
-    environments a backbone has). A (model, env) without a finished episode is NaN."""
-    scores = mmer(curves)
+def mmer_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """``[env, model]`` MMER, each cell the mean over its ok seeds of ``summary.csv``'s
+    per-seed MMER (``statistics.run_scores`` and ``env_means``: a seed that diverged or
+    failed is left out), rows in ``env_order``, columns in ``style.model_order``, then a
+    last row ``mean``: the mean over environments, ``aggregate.csv``'s ``mean_mmer`` (over
+    the environments a backbone has). A (model, env) without an ok seed is NaN."""
+    scores = statistics.env_means(statistics.run_scores(summary), "mmer")
     table = scores.unstack("model").reindex(
         index=env_order(scores.index.get_level_values("env").astype(str)),
         columns=style.model_order(scores.index.get_level_values("model").astype(str)))
     table.loc["mean"] = table.mean(axis=0)
     return table
+
+
+def close_to_best(summary: pd.DataFrame) -> pd.DataFrame:
+    """``[env, model]`` True where the cell's 95% interval of the mean MMER over seeds
+    (``statistics.env_intervals``) overlaps the interval of its row's best cell (the best
+    included): the backbones that these seeds cannot tell from the best. False elsewhere,
+    and for a cell of one seed, which has no interval."""
+    cells = statistics.env_intervals(statistics.run_scores(summary), "mmer")
+    marks = {}
+    for env, row in cells.groupby("env"):
+        best = row.loc[row["mean"].idxmax()]
+        for _, cell in row.iterrows():
+            marks[(env, cell["model"])] = bool(cell["hi"] >= best["lo"]
+                                               and cell["lo"] <= best["hi"])
+    if not marks:
+        return pd.DataFrame(dtype=bool)
+    return pd.Series(marks).rename_axis(["env", "model"]).unstack("model").fillna(False)
 
 
 def normalise_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -133,15 +150,19 @@ def draw_popgym_summary(run: Run, out: Path) -> style.Figure | str:
     """A heat map: MMER per environment (rows, by family then difficulty) and backbone
     (columns), written in each cell, coloured by MMER normalised within the row; a last
     row with the mean over environments; under it, wall time per backbone."""
-    if "curves" not in run.tables:
-        return "no curves.csv (MMER comes from the learning curves)"
     if "summary" not in run.tables:
-        return "no summary.csv (wall time comes from the summary)"
-    if mmer(run.tables["curves"]).dropna().empty:
-        return f"{run.files['curves']} has no finished episode"
-    table = mmer_table(run.tables["curves"])
+        return "no summary.csv (MMER and wall time come from the summary)"
+    summary = run.tables["summary"]
+    table = mmer_table(summary)
+    if table.drop(index="mean").isna().all(axis=None):
+        return f"{run.files['summary']} has no ok row with an MMER"
     rows, models = list(table.index), list(table.columns)
     envs_of = table.drop(index="mean").notna().sum()  # environments with an MMER, per model
+    near = close_to_best(summary).reindex(index=rows, columns=models, fill_value=False)
+    near = near.fillna(False).astype(bool)
+    ok = statistics.run_scores(summary).dropna(subset=["mmer"])
+    seeds_of = ok.groupby(["env", "model"]).size()
+    seeds = int(summary["seed"].nunique())
     # One backbone: nothing to compare within a row, so the cells stay uncoloured.
     compare = len(models) > 1
     colours = normalise_rows(table) if compare else table.notna().astype(float) * 0.1
@@ -160,7 +181,12 @@ def draw_popgym_summary(run: Run, out: Path) -> style.Figure | str:
         value, shade = table.iat[i, j], colours.iat[i, j]
         text = "–" if np.isnan(value) else f"{value:.2f}"
         partial = rows[i] == "mean" and envs_of.iat[j] < len(rows) - 1
-        heat.text(j, i, text + ("*" if partial and not np.isnan(value) else ""),
+        fewer = rows[i] != "mean" and 0 < seeds_of.get((rows[i], models[j]), 0) < seeds
+        if compare and near.iat[i, j]:
+            heat.add_patch(matplotlib.patches.Rectangle(
+                (j - 0.46, i - 0.42), 0.92, 0.84, fill=False, lw=1.4, ec="black"))
+        heat.text(j, i, text + ("*" if partial and not np.isnan(value) else "")
+                  + ("†" if fewer else ""),
                   ha="center", va="center", fontsize=8,
                   color="0.4" if np.isnan(shade) else (
                       "white" if compare and shade < 0.5 else "black"),
@@ -179,7 +205,6 @@ def draw_popgym_summary(run: Run, out: Path) -> style.Figure | str:
                if envs_of[m] < len(rows) - 1]
     if partial:
         heat.set_xlabel("* mean over fewer environments: " + ", ".join(partial), fontsize=8)
-    seeds = int(run.tables["curves"].groupby(["model", "env"])["seed"].nunique().max())
     heat.set_title(f"MMER per environment and backbone (mean over {seeds} "
                    f"seed{'s' if seeds > 1 else ''})", fontsize=10)
     if compare:
@@ -211,12 +236,17 @@ def draw_popgym_summary(run: Run, out: Path) -> style.Figure | str:
     fig.suptitle(f"POPGym summary on {run.device}", fontsize=11)
     caption = ("MMER = for each seed, the max over updates of the per-update mean episodic "
                "return, then the mean over seeds (as POPGym and Lu et al. report it), written "
-               "in each cell; colour: MMER normalised within each row (worst backbone 0, best "
-               "1), so environments with different return scales compare; rows by family, "
-               "then Easy/Medium/Hard; `mean`: the mean over environments of the raw MMER "
-               "(over the environments a backbone has, as aggregate.csv; * when fewer than "
-               "all); `–`: no finished episode. Below: training seconds per (backbone, env) "
-               "cell, compile excluded, seeds vmapped.")
+               "in each cell, over the seeds whose status is ok (a seed that diverged or "
+               "failed is left out, as in aggregate.csv; † marks a cell with fewer seeds); "
+               "framed: the cell's 95% stratified-bootstrap interval of that mean overlaps "
+               "the interval of the row's best (the best included), i.e. these seeds cannot "
+               "tell it from the best (a cell of one seed has no interval); colour: MMER "
+               "normalised within each row (worst backbone 0, best 1), so environments with "
+               "different return scales compare; rows by family, then Easy/Medium/Hard; "
+               "`mean`: the mean over environments of the raw MMER (over the environments a "
+               "backbone has, aggregate.csv's mean_mmer; * when fewer than all); `–`: no "
+               "finished episode. Below: training seconds per (backbone, env) cell, compile "
+               "excluded, seeds vmapped.")
     return style.save_figure("popgym_summary", run, fig, out, caption)
 
 
@@ -224,7 +254,8 @@ def running_mmer(curves: pd.DataFrame) -> pd.DataFrame:
     """The MMER so far at each update: per seed, the running max over updates of the
     update's mean return (an update without a finished episode holds the max so far), then
     the mean over the seeds. Updates before every seed of the cell has finished an episode
-    are left out, so each point is a mean over all seeds and the last one is ``mmer``'s.
+    are left out, so each point is a mean over all seeds and the last one is the mean over
+    every seed of its MMER (``metrics.mmer_per_seed``).
 
     Args:
       curves: a POPGym ``curves.csv`` table (model, env, seed, update, wall_s, mean_return).

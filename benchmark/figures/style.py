@@ -35,6 +35,9 @@ TITLES = {
     "popgym_summary": "POPGym summary: MMER and wall time",
     "popgym_mmer_vs_time": "POPGym: normalised MMER against wall-clock time",
     "return_vs_cost": "Return against cost",
+    "popgym_intervals": "POPGym: aggregate scores with 95% intervals",
+    "popgym_profiles": "POPGym: performance profiles",
+    "popgym_improvement": "POPGym: probability of improvement",
     "meta_trials": "Meta-RL: return against trial index (in-context learning)",
     "meta_curves": "Meta-RL training curves",
 }

@@ -25,7 +25,6 @@ from benchmark.figures.data import REQUIRED
 from benchmark.figures.memory import memory_success_lengths
 from benchmark.figures.popgym import (
     env_order,
-    mmer,
     normalise_rows,
     normalised_mmer_vs_time,
     running_mmer,
@@ -38,7 +37,8 @@ FIXTURES = ROOT / "tests" / "fixtures" / "figures" / "results"
 EXPECTED = ("scaling_speed-fixture", "speed_ratio_speed-fixture",
             "memory_length_memory-fixture", "popgym_curves_popgym-fixture",
             "popgym_summary_popgym-fixture", "popgym_mmer_vs_time_popgym-fixture",
-            "return_vs_cost_popgym-fixture")
+            "return_vs_cost_popgym-fixture", "popgym_intervals_popgym-fixture",
+            "popgym_profiles_popgym-fixture", "popgym_improvement_popgym-fixture")
 runner = CliRunner()
 
 
@@ -88,7 +88,7 @@ def test_absent_data_skips_a_figure_with_a_reason(results, tmp_path):
     shutil.rmtree(results / "popgym")
     report = draw_figures(results, tmp_path / "figures")
     assert [f.kind for f in report.figures] == ["memory_length"]
-    assert len(report.skipped) == 6  # scaling, speed_ratio and four POPGym figures
+    assert len(report.skipped) == 9  # scaling, speed_ratio and seven POPGym figures
     assert any("no speed run (speed.csv)" in line for line in report.skipped)
     assert any("no POPGym run" in line for line in report.skipped)
 
@@ -129,15 +129,6 @@ def test_text_in_a_numeric_column_names_file_and_column(results, tmp_path):
     table.to_csv(path, index=False)
     with pytest.raises(FigureDataError, match=r"column 'wall_s' holds 'fast' in data row 3"):
         draw_figures(results, tmp_path / "figures")
-
-
-def test_figure_mmer_is_the_mean_over_seeds_of_each_seeds_best_update():
-    """The POPGym figure's MMER is per run (each seed's best update), then the seed mean."""
-    curves = pd.DataFrame({
-        "model": ["s5"] * 4, "env": ["E"] * 4, "seed": [0, 1, 0, 1], "update": [1, 1, 2, 2],
-        "mean_return": [1.0, -1.0, 0.5, 0.3]})
-    # seed 0's best is 1.0, seed 1's 0.3: mean 0.65 (the best seed-mean update would be 0.4)
-    assert mmer(curves).loc[("s5", "E")] == pytest.approx(0.65)
 
 
 def test_memory_success_length_stops_at_the_first_failed_length():
@@ -265,14 +256,16 @@ def test_memory_figure_plots_means_bands_times_and_memory(tmp_path, drawn):
 
 
 def _write_popgym(run: Path, returns: dict, walls: dict) -> None:
-    """curves.csv ((model, env) -> [per seed [per update return]]) and summary.csv (walls)."""
+    """curves.csv ((model, env) -> [per seed [per update return]]) and summary.csv (walls,
+    and each seed's MMER: its best update, as the sweep writes it)."""
     _write(run, "curves.csv", [
         {"model": m, "env": e, "seed": s, "update": u + 1, "env_steps": 100 * (u + 1),
          "mean_return": r}
         for (m, e), seeds in returns.items() for s, per in enumerate(seeds)
         for u, r in enumerate(per)])
     _write(run, "summary.csv", [
-        {"model": m, "env": e, "seed": s, "status": "ok", "final_return": 0.0, "wall_s": w}
+        {"model": m, "env": e, "seed": s, "status": "ok", "final_return": 0.0,
+         "mmer": max(r for r in returns[(m, e)][s] if r is not None), "wall_s": w}
         for (m, e), w in walls.items() for s in (0, 1)])
 
 
@@ -310,6 +303,12 @@ def test_popgym_summary_heat_map_writes_each_mmer_and_colours_it_within_its_row(
     colours = np.asarray(heat.images[0].get_array())
     np.testing.assert_allclose(colours, [[1, 0, 0.5], [1, 0, 2 / 3], [1, 0, 8 / 15]])
     assert "row min" in fig.axes[1].get_xlabel()  # the colour bar states the normalisation
+    # Framed: cells whose interval over 2 seeds ([min, max] of the seeds at 95%) overlaps the
+    # row best's: CountRecallEasy s5 [0.6, 1.0] alone (lstm [0.0, 0.4], gru [-0.5, -0.3]);
+    # RepeatPreviousHard s5 [0.4, 0.6] and lstm [0.3, 0.5], not gru [0.1, 0.3].
+    framed = {(rows[round(r.get_y() + 0.42)], columns[round(r.get_x() + 0.46)])
+              for r in heat.patches}
+    assert framed == {(easy, "s5"), (hard, "s5"), (hard, "lstm")}
     (wall_bars,) = bars_ax.containers
     assert [t.get_text() for t in bars_ax.get_xticklabels()] == ["s5", "gru", "lstm"]
     # s5 (10 + 30) / 2 = 20, gru (4 + 6) / 2 = 5, lstm (8 + 12) / 2 = 10
@@ -329,6 +328,22 @@ def test_popgym_summary_marks_a_missing_cell_and_a_mean_over_fewer_envs(tmp_path
     assert [t.get_text() for t in heat.texts] == ["0.30", "0.10", "0.80", "–", "0.55", "0.10*"]
     assert np.ma.getmaskarray(heat.images[0].get_array()).tolist() == [
         [False, False], [False, True], [False, False]]
+
+
+def test_popgym_summary_leaves_a_diverged_seed_out_and_marks_its_cell(tmp_path, drawn):
+    """A diverged seed counts in no cell (as in aggregate.csv): its cell is the mean of the
+    ok seeds, marked with a dagger; the mean row follows."""
+    returns = {("s5", "A"): [[0.2], [0.4]], ("gru", "A"): [[0.0], [0.9]]}
+    _write_popgym(tmp_path / "results" / "popgym" / "r", returns,
+                  {("s5", "A"): 1.0, ("gru", "A"): 1.0})
+    path = tmp_path / "results" / "popgym" / "r" / "summary.csv"
+    summary = pd.read_csv(path)
+    summary.loc[(summary.model == "gru") & (summary.seed == 1), "status"] = "diverged"
+    summary.to_csv(path, index=False)
+    draw_figures(tmp_path / "results", tmp_path / "figures")
+    (heat,) = [ax for ax in drawn["popgym_summary"].axes if ax.images]
+    # s5 (0.2 + 0.4) / 2 = 0.3; gru 0.0 alone (0.9 diverged), not 0.45
+    assert [t.get_text() for t in heat.texts] == ["0.30", "0.00†", "0.30", "0.00"]
 
 
 def test_env_order_groups_families_then_easy_medium_hard():
@@ -457,8 +472,8 @@ def test_popgym_mmer_vs_time_skips_runs_without_wall_s_or_with_one_backbone(tmp_
 # ----------------------------------------------------------------------------- the package
 
 
-FIGURE_MODULES = ("data", "style", "speed", "memory", "popgym", "meta")
-DRAWING_MODULES = ("speed", "memory", "popgym", "meta")
+FIGURE_MODULES = ("data", "style", "speed", "memory", "popgym", "intervals", "meta")
+DRAWING_MODULES = ("speed", "memory", "popgym", "intervals", "meta")
 
 
 @pytest.mark.parametrize("module", ["benchmark.figures",
@@ -517,6 +532,8 @@ def test_required_columns_are_columns_the_writers_write():
         ("memory", "summary"): schema.MEMORY_LABELS + schema.SUMMARY_COLUMNS,
         ("popgym", "curves"): schema.POPGYM_LABELS + schema.CURVE_COLUMNS,
         ("popgym", "summary"): schema.POPGYM_LABELS + schema.SUMMARY_COLUMNS,
+        ("popgym", "aggregate"): schema.AGGREGATE_COLUMNS,
+        ("popgym", "comparison"): schema.COMPARISON_COLUMNS,
         ("meta", "trials"): schema.TRIAL_COLUMNS,
         ("meta", "curves"): schema.META_LABELS + schema.CURVE_COLUMNS,
     }

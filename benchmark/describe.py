@@ -55,8 +55,9 @@ def env_lines(suite: str | None = None) -> tuple[list[str], list[str]]:
     version. Returns ``(lines, problems)``: a plugin that cannot be resolved is one
     problem line naming it, and the others are still listed.
     """
-    from envs import ALIASES, ENVS
     from envs.registry import (
+        ALIASES,
+        ENVS,
         PLUGIN_SUITE,
         PLUGINS,
         _ensure_gymnax_registered,

@@ -52,5 +52,5 @@ def check_recorded(records: Iterable[Mapping[str, Any]]) -> None:
         for field in ("import_path", "distribution", "version"):
             if found.get(field) != record[field]:
                 now = "a built-in" if here is None else here.describe()
-                raise ValueError(f"the run used {used}, but here {name} is {now}; install "
+                raise ValueError(f"the run used {used}, but here it is {now}; install "
                                  f"the version the run used to resume it")

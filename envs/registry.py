@@ -136,15 +136,16 @@ def plugin(env_id: str) -> Provenance | None:
 
 
 def plugin_env_ids() -> list[str]:
-    """Every installed env plugin's entry-point name (none imported)."""
-    return list(entry_points(GROUP))
+    """Every installed env plugin's entry-point name, alphabetically (none imported)."""
+    return sorted(entry_points(GROUP))
 
 
 def _register_plugin(env_id: str, factory: Any, provenance: Provenance) -> None:
     """Add a plugin's factory to ``ENVS`` under ``env_id``, checked for what it declares."""
     if not callable(factory):
-        raise PluginError(f"env plugin {provenance.describe()}: is a "
-                          f"{type(factory).__name__}, not a factory make() -> (env, params)")
+        raise PluginError(f"env plugin {provenance.describe()}: is not callable ("
+                          f"{type(factory).__name__}); expected a factory make() -> "
+                          f"(env, params)")
     truncates = getattr(factory, "truncates", True)
     if not isinstance(truncates, bool):
         raise PluginError(f"env plugin {provenance.describe()}: its `truncates` attribute "

@@ -125,8 +125,8 @@ def load_entry_point(point: importlib.metadata.EntryPoint, kind: str) -> Any:
 def clash_error(kind: str, name: str, builtin: bool,
                 points: list[importlib.metadata.EntryPoint]) -> PluginError:
     """The error for a name claimed by a built-in and a plugin, or by several plugins."""
-    claims = (["s5bench's built-in"] if builtin else []) + [
-        entry_point_provenance(point, kind).describe() for point in points]
+    claims = (["s5bench's built-in"] if builtin else []) + sorted(
+        entry_point_provenance(point, kind).describe() for point in points)
     return PluginError(f"{kind} name {name!r} is claimed by {' and by '.join(claims)}; "
                        f"uninstall one, or name a plugin by its import path "
                        f"(package.module:object)")

@@ -100,8 +100,10 @@ class Backbone:
 
 
 def registered_backbones() -> list[str]:
-    """The built-in names, then every installed plugin's entry-point name (none imported)."""
-    return list(BACKBONES) + [name for name in entry_points(GROUP) if name not in BACKBONES]
+    """The built-in names, then every installed plugin's entry-point name in alphabetical
+    order (none imported)."""
+    return list(BACKBONES) + sorted(name for name in entry_points(GROUP)
+                                    if name not in BACKBONES)
 
 
 def backbone(name: str) -> Backbone:
@@ -144,7 +146,8 @@ def check_config_class(cls: object, plugin: Provenance | None) -> type:
     """
     where = f"backbone plugin {plugin.describe()}" if plugin else f"built-in backbone {cls!r}"
     if not isinstance(cls, type):
-        raise PluginError(f"{where}: is a {type(cls).__name__}, not a config class")
+        raise PluginError(f"{where}: is not a class ({type(cls).__name__}); expected "
+                          f"a backbone config class")
     if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:
         raise PluginError(f"{where}: {cls.__name__} is not a frozen dataclass "
                           f"(@dataclass(frozen=True))")

@@ -1,8 +1,5 @@
-"""An Elman RNN (Elman 1990) behind s5bench's Memory contract: h_t = tanh(W x_t + b + U h_t-1).
-
-``LeakyElmanConfig`` is deliberately broken: it ignores resets, so memory leaks across
-episodes, and ``s5bench check`` names the properties that catch it.
-"""
+"""An Elman RNN (Elman 1990) behind s5bench's Memory contract: h_t = tanh(W x_t + b + U h_t-1),
+the carry back to zeros at every reset (``leaky.py``: a broken variant that keeps it)."""
 
 from __future__ import annotations
 
@@ -47,7 +44,7 @@ class ElmanConfig:
 
     d_model: int = 256  # H: hidden width
     num_layers: int = 1  # L: stacked recurrent layers
-    honours_resets: bool = True  # False only in LeakyElmanConfig, the broken example
+    honours_resets: bool = True  # False only in leaky.py's broken example
 
     @classmethod
     def quick(cls) -> ElmanConfig:
@@ -59,9 +56,3 @@ class ElmanConfig:
     def build(self) -> ElmanMemory:
         return ElmanMemory(self)
 
-
-@dataclass(frozen=True, kw_only=True)
-class LeakyElmanConfig(ElmanConfig):
-    """Deliberately broken: ignores resets, so its carry leaks across episodes."""
-
-    honours_resets: bool = False

@@ -194,9 +194,9 @@ def _report(experiment, outcome, run_dir: Path) -> None:
 
 
 def _model_names() -> list[str]:
-    from models import BACKBONES
+    from models import registered_backbones
 
-    return list(BACKBONES)
+    return registered_backbones()
 
 
 # ----------------------------------------------------------------------------- popgym
@@ -694,18 +694,91 @@ def _verdict_lines(pairs, where: str, *, undecided: bool) -> list[str]:
 
 @app.command()
 def models() -> None:
-    """List the registered backbones, one line each, with parameter counts."""
+    """List the backbones, built-in and installed plugins, one line each, with parameter
+    counts (a plugin's line names its distribution and version). A plugin that cannot be
+    used is one error line naming it, and exit status 2."""
     from benchmark.describe import backbone_lines
 
-    for line in backbone_lines():
+    lines, problems = backbone_lines()
+    for line in lines:
         typer.echo(line)
+    _plugin_problems(problems)
+
+
+def _plugin_problems(problems: list[str]) -> None:
+    for problem in problems:
+        err_console.print(f"error: {problem}", markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(code=2)
+
+
+@app.command()
+def check(
+    model: Annotated[list[str] | None, typer.Argument(
+        help="Backbones: names from `s5bench models` (plugins included) or import paths "
+        "package.module:ConfigClass.", show_default=False)] = None,
+    env: Annotated[list[str] | None, typer.Option(
+        "--env", "-e", help="Environments to check instead (or as well): ids from `s5bench "
+        "envs` or import paths package.module:factory; repeatable or comma-separated.")
+    ] = None,
+) -> None:
+    """Check that backbones keep the Memory contract (and environments the gymnax one).
+
+    Per backbone (its quick() config at width 16, 2 layers): a deterministic zero initial
+    carry and shapes; one call over T steps equal to T single steps; chunks composing;
+    nothing crossing a reset; packed episodes equal to separate ones; parallel equal to
+    sequential where the config has both evaluations; finite gradients through a PPO loss;
+    the config rebuilding from its JSON. Per environment: jit and vmap of reset and step,
+    static shapes, done flags, random-policy episodes that end, observations in their
+    space. One row per property with the measured maximum error and the tolerance. Exit
+    status 0 when all hold, 1 naming the failed properties, 2 for bad input.
+    """
+    from rich.table import Table
+
+    from benchmark.conformance import check_backbone, check_config, check_env
+    from benchmark.sweep import validated_envs, validated_models
+
+    if not model and not env:
+        raise _fail("give a MODEL to check (a name from `s5bench models` or an import path "
+                    "package.module:ConfigClass), or --env ID")
+    try:
+        names = validated_models(_split(model)) if model else []
+        configs = {name: check_config(name) for name in names}
+        env_ids = validated_envs(_split(env)) if env else []
+    except ValueError as error:  # a ConfigError on the field model (MODEL) or env (--env)
+        where = "MODEL" if getattr(error, "field", None) == "model" else "--env"
+        raise _fail(f"{where}: {getattr(error, 'problem', error)}") from None
+    table = Table(title="s5bench check: max error (mixed abs/rel, |a-b|/(1+|b|)) against "
+                        "tolerance")
+    for column in ("subject", "property", "max error", "tolerance", "result"):
+        table.add_column(column, justify="right" if "error" in column or column ==
+                         "tolerance" else "left")
+    failures = []
+    subjects = [(name, lambda c=config: check_backbone(c)) for name, config in configs.items()]
+    subjects += [(env_id, lambda e=env_id: check_env(e)) for env_id in env_ids]
+    for subject, run in subjects:
+        console.print(f"checking {subject} …")
+        results = run()
+        for result in results:
+            verdict = "ok" if result.passed else f"FAIL {result.note}".strip()
+            table.add_row(subject, result.name, f"{result.error:.2e}",
+                          f"{result.tolerance:.0e}", verdict)
+        bad = [result.name for result in results if not result.passed]
+        if bad:
+            failures.append(f"{subject}: {', '.join(bad)}")
+    console.print(table)
+    if failures:
+        err_console.print(f"failed: {'; '.join(failures)}", markup=False, highlight=False,
+                          soft_wrap=True)
+        raise typer.Exit(code=1)
+    console.print("every property holds")
 
 
 @app.command()
 def envs(
     ctx: typer.Context,
     suite: Annotated[str | None, typer.Option(
-        help="Only this suite (popgym, probe, meta, gymnax).")] = None,
+        help="Only this suite (popgym, probe, meta, gymnax, plugin).")] = None,
     bench: Annotated[bool, typer.Option(
         "--bench", help="Measure env-only steps/s of each JAX port (vmapped, compiled) "
         "beside the reference popgym package, and write env_bench.csv.")] = False,
@@ -727,11 +800,12 @@ def envs(
     from benchmark.describe import env_lines
 
     try:
-        lines = env_lines(suite)
+        lines, problems = env_lines(suite)
     except ValueError as error:
         raise _fail(str(error)) from None
     for line in lines:
         typer.echo(line)
+    _plugin_problems(problems)
 
 
 def _bench_envs(ctx: typer.Context, selection: list[str], batch: int, steps: int,

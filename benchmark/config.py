@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.errors import ConfigError
-from models import BACKBONES, backbone_config_class
+from models import backbone_config_class
 from models.actor_critic import NetworkConfig
 
 
@@ -95,7 +95,7 @@ class EnvConfig:
 class RunConfig:
     """Everything one training run needs; saved as config.json."""
 
-    model: str  # registry name of the backbone (`s5bench models`)
+    model: str  # the backbone's registry name or import path (`s5bench models`)
     backbone: Any  # that backbone's config dataclass
     ppo: PPOConfig = field(default_factory=PPOConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -309,7 +309,7 @@ def from_dict(data: dict) -> RunConfig:
     # beside the config.
     data.pop("memory_length", None)
     legacy_env_params = data.pop("env_params", None)
-    backbone_cls = BACKBONES[data["model"]]
+    backbone_cls = backbone_config_class(data["model"])
     legacy_backbone = _LEGACY_BACKBONE.get(data["model"], {})
     renamed = _RENAMED_BACKBONE.get(data["model"], {})
     backbone = {renamed.get(name, name): value for name, value in data["backbone"].items()}

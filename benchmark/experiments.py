@@ -32,8 +32,16 @@ from typing import Any
 from benchmark import memory, meta_rl
 from benchmark.checkpoint import CheckpointSettings
 from benchmark.config import ConfigError, RunConfig, build_run_config, from_dict, to_dict
+from benchmark.plugins import run_plugins
 from benchmark.results import CsvLog, read_raw_rows, read_rows, write_json
-from benchmark.run_folder import RunFolder, RunFolderError, check_resumable, create, reopen
+from benchmark.run_folder import (
+    RunFolder,
+    RunFolderError,
+    check_plugins,
+    check_resumable,
+    create,
+    reopen,
+)
 from benchmark.schema import (
     AGGREGATE_COLUMNS,
     AGGREGATE_CSV,
@@ -139,9 +147,20 @@ def plan_job(exp: Experiment, options: Mapping[str, Any]) -> Plan:
 
 
 def config_document(exp: Experiment, options: Mapping[str, Any], plan: Plan) -> dict:
-    """config.json: the command, its options, the experiment's settings and every run."""
+    """config.json: the command, its options, the experiment's settings and every run.
+
+    A run that uses plugins also records them (``plugins``: import path, distribution and
+    version of each), so that it resumes and merges only with the same ones.
+    """
     return {"command": exp.name, "options": dict(options), **plan.settings,
-            "runs": [to_dict(cell.config) for cell in plan.cells]}
+            **_plugins_entry(plan.cells), "runs": [to_dict(cell.config) for cell in plan.cells]}
+
+
+def _plugins_entry(cells: Sequence[Cell]) -> dict[str, Any]:
+    """``{"plugins": [...]}`` when a cell uses a plugin; nothing otherwise (older folders
+    have no such entry, and a resume compares config.json entries)."""
+    records = run_plugins([cell.config for cell in cells])
+    return {"plugins": records} if records else {}
 
 
 def shard_name(shard: tuple[int, int]) -> str:
@@ -196,7 +215,7 @@ def open_folder(job: Job, out: Path, run_id: str | None, force: bool
             out, run_id = Path(out) / run_id, shard_name(job.plan.shard)
         folder = create(out, run_id, force, job.doc,
                         {**_resolved_settings(job.plan.cells), "checkpoint": checkpoint_meta,
-                         "devices_limit": job.devices})
+                         "devices_limit": job.devices, **_plugins_entry(job.plan.cells)})
         return folder, None
     resume = prepare_resume(job.resume, job.plan.cells, exp.labels, checkpoint,
                             exp.extra_csvs)
@@ -262,6 +281,8 @@ def merge(sweep_dir: Path) -> tuple[Outcome, Experiment]:
     if not shards:
         raise RunFolderError(f"{sweep_dir}: no shard-I-of-N folders to merge")
     docs = {path: _read_json(path / "config.json") for path in shards}
+    for path, doc in docs.items():
+        check_plugins(path, doc)
     first = docs[shards[0]]
     exp = experiment(first.get("command", "?"))
     options = {k: v for k, v in first["options"].items() if k != "shard"}
@@ -297,7 +318,7 @@ def merge(sweep_dir: Path) -> tuple[Outcome, Experiment]:
         owner.update(dict.fromkeys(seeds, path))
 
     doc = {"command": exp.name, "options": {**options, "shard": None}, **whole.settings,
-           "runs": [to_dict(cell.config) for cell in whole.cells]}
+           **_plugins_entry(whole.cells), "runs": [to_dict(cell.config) for cell in whole.cells]}
     write_json(sweep_dir / "config.json", doc)
     metas = {path.name: _read_json(path / "meta.json") for path in shards}
     device = {k: v for k, v in metas[shards[0].name].items()

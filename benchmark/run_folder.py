@@ -155,6 +155,7 @@ def resolve_options(command: str, resume: Path | None, given: Mapping[str, Any],
     if resume is None:
         return options
     saved_doc = saved_config(resume, command)
+    check_plugins(resume, saved_doc)
     saved = saved_doc.get("options") or legacy(saved_doc)
     if saved is None:
         return options
@@ -169,6 +170,20 @@ def resolve_options(command: str, resume: Path | None, given: Mapping[str, Any],
         elif value != saved[name]:
             raise OptionConflict(resume, name, saved[name], value)
     return merged
+
+
+def check_plugins(run_dir: Path, saved_doc: Mapping[str, Any]) -> None:
+    """The plugins the run in ``run_dir`` used resolve here as they did, else ``RunFolderError``.
+
+    Checked before any option or setting is rebuilt, so a missing plugin is named as such
+    rather than as an unknown model.
+    """
+    from benchmark.plugins import check_recorded
+
+    try:
+        check_recorded(saved_doc.get("plugins", []))
+    except ValueError as error:
+        raise RunFolderError(f"{run_dir}: {error}") from None
 
 
 # ----------------------------------------------------------------------------- the folder

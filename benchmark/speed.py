@@ -370,20 +370,22 @@ def prepare(given: Mapping[str, Any], typed: Collection[str], resume: Path | Non
     """
     from benchmark.run_folder import resolve_options, saved_config
     from benchmark.sweep import validated_models
-    from models import BACKBONES
+    from models import registered_backbones
 
     try:
         lengths = parse_lengths(given["seq_len"])
     except ValueError as error:
         raise ConfigError("seq_lens", str(error)) from None
-    names = list(BACKBONES) if given["model"] is None else validated_models(given["model"])
+    names = validated_models(registered_backbones() if given["model"] is None
+                             else given["model"])
     modes = list(MODES) if given["mode"] is None else list(dict.fromkeys(given["mode"]))
     options = resolve_options("speed", resume,
                               {**given, "seq_len": lengths, "model": names, "mode": modes},
                               typed, extendable=("seq_len", "model", "mode"),
                               legacy=_legacy_options)
     config = SpeedConfig(
-        seq_lens=tuple(sorted(options["seq_len"])), models=tuple(options["model"]),
+        seq_lens=tuple(sorted(options["seq_len"])),
+        models=tuple(validated_models(options["model"])),  # a resume's saved ones too
         modes=tuple(options["mode"]), batch=options["batch"], d_model=options["d_model"],
         num_layers=options["layers"], repeats=options["repeats"], warmup=options["warmup"],
         max_seconds=options["max_seconds"])
@@ -419,13 +421,16 @@ def open_sweep(options: Mapping[str, Any], config: SpeedConfig, out: Path,
     resumed sweep) keeps the load average beside them; ``close_sweep`` adds the one at the
     end.
     """
+    from benchmark.plugins import plugin_records
     from benchmark.results import write_json
     from benchmark.run_folder import create, reopen
 
-    doc = {"command": "speed", "options": dict(options), **dataclasses.asdict(config)}
+    plugins = plugin_records(config.models, ())
+    used = {"plugins": plugins} if plugins else {}  # config.json and meta.json keep them
+    doc = {"command": "speed", "options": dict(options), **dataclasses.asdict(config), **used}
     load = {"load_average": list(os.getloadavg())}
     if resume is None:
-        return create(out, run_id, force, doc, load)
+        return create(out, run_id, force, doc, {**load, **used})
     folder = reopen(resume, load)
     write_json(folder.path / "config.json", doc)  # the sweep may have grown
     return folder

@@ -172,15 +172,21 @@ class Experiment:
 
 
 def validated_models(names: Sequence[str]) -> list[str]:
-    """Distinct registered backbone names in order; ``ConfigError`` lists the valid ones."""
-    from models import BACKBONES
+    """Distinct backbone names in order, each resolved (built-in, plugin or import path).
+
+    ``ConfigError`` on the ``model`` field: an unknown name (listing the valid ones), or a
+    plugin that does not import or keep the protocol (naming it).
+    """
+    from models import backbone, registered_backbones
 
     if not names:
-        raise ConfigError("model", "no model given; valid models: " + ", ".join(BACKBONES))
+        raise ConfigError("model", "no model given; valid models: "
+                          + ", ".join(registered_backbones()))
     for name in names:
-        if name not in BACKBONES:
-            raise ConfigError("model", f"unknown model {name!r}; valid models: "
-                              f"{', '.join(BACKBONES)}")
+        try:
+            backbone(name)
+        except ValueError as error:
+            raise ConfigError("model", str(error)) from None
     return list(dict.fromkeys(names))
 
 

@@ -1,0 +1,1 @@
+"""An example s5bench plugin: an Elman RNN backbone and a tiny memory environment."""

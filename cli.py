@@ -264,8 +264,9 @@ def memory(
     preset: Annotated[str, typer.Option(
         help="quick (CPU-sized) or paper (Lu et al.'s PPO settings). Per memory length L, "
         "ppo.num_steps becomes the larger of the preset's and the smallest power of two "
-        ">= L + 1 (one whole episode), and ppo.num_envs shrinks by the same factor (not "
-        "below ppo.num_minibatches) so updates keep the preset's size; the previous-action "
+        ">= L + 1 (one whole episode), and ppo.num_envs shrinks by the same factor so "
+        "updates keep the preset's size (with fewer environments than "
+        "ppo.num_minibatches, each minibatch is one environment); the previous-action "
         "input is off (it could carry the cue).")] = "quick",
     total_steps: Annotated[int | None, typer.Option(
         help="Environment steps per seed and memory length (overrides the preset's "
@@ -502,10 +503,12 @@ def meta(
     model: Annotated[list[str] | None, typer.Option(
         "--models", "--model", "-m", help="Backbones from `s5bench models`, comma-separated "
         "or repeated (default: all, the mlp control included).")] = None,
-    suite: Annotated[str, typer.Option(
+    suite: Annotated[str | None, typer.Option(
         help="Training suite (`s5bench envs --suite meta`): MetaControl (gymnax Pendulum, "
         "MountainCarContinuous, Reacher, Swimmer and POPGym's PositionOnlyPendulumEasy), "
-        "ProjectedCartPole or ProjectedBandit.")] = "MetaControl",
+        "MetaCartPole (the paper's: position-only CartPole through a random 2 -> 4 map, "
+        "every trial from one start state), ProjectedCartPole (s5bench's variant) or "
+        "ProjectedBandit (default: quick MetaControl, paper MetaCartPole).")] = None,
     held_out: Annotated[str, typer.Option(
         help="Evaluation-only suite, sharing no environment with the training suite "
         "(default: the suite's own, MetaControlHeldOut for MetaControl), or none.")

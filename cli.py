@@ -573,17 +573,21 @@ def meta(
 def merge(
     sweep: Annotated[Path, typer.Argument(
         help="The sweep folder whose shard-I-of-N folders are joined (OUT/RUN_ID).")],
+    mixed_devices: Annotated[bool, typer.Option(
+        "--mixed-devices", help="Merge shards that ran on different kinds of device (their "
+        "timings do not compare; refused without this).")] = False,
 ) -> None:
     """Join the shards of a sweep (--shard I/N) into the tables one job would have written.
 
     Every shard must have finished. SWEEP then holds config.json (every run, in the sweep's
     order), meta.json (naming each shard's), curves.csv, summary.csv and the experiment's
     other tables (aggregate.csv, trials.csv), so `s5bench figures` draws it as one run.
+    meta.json records each shard's device.
     """
     from benchmark import experiments
 
     try:
-        outcome, experiment = experiments.merge(sweep)
+        outcome, experiment = experiments.merge(sweep, mixed_devices=mixed_devices)
     except ValueError as error:
         raise _fail(str(error)) from None
     _report(experiment, outcome, sweep)

@@ -45,6 +45,8 @@ FLAT = 0.1  # ... while mlp's rise stays below this
     (["--suite", "MetaNope"], "unknown meta suite 'MetaNope'; valid suites: MetaControl"),
     (["--held-out", "MetaControl"], "overlaps the training suite MetaControl"),
     (["--suite", "ProjectedCartPole", "--held-out", "ProjectedCartPole"], "overlaps"),
+    (["--preset", "paper", "--held-out", "MetaControlHeldOut"],
+     "--held-out: MetaCartPole has no held-out suite"),
     (["--trials", "0"], "--trials must be a positive integer, got 0"),
     (["--models", "s6"], "valid models: s5, gru"),
     (["--preset", "slow"], "valid presets: paper, quick"),

@@ -266,8 +266,9 @@ def memory(
     preset: Annotated[str, typer.Option(
         help="quick (CPU-sized) or paper (Lu et al.'s PPO settings). Per memory length L, "
         "ppo.num_steps becomes the larger of the preset's and the smallest power of two "
-        ">= L + 1 (one whole episode), and ppo.num_envs shrinks by the same factor (not "
-        "below ppo.num_minibatches) so updates keep the preset's size; the previous-action "
+        ">= L + 1 (one whole episode), and ppo.num_envs shrinks by the same factor so "
+        "updates keep the preset's size (with fewer environments than "
+        "ppo.num_minibatches, each minibatch is one environment); the previous-action "
         "input is off (it could carry the cue).")] = "quick",
     total_steps: Annotated[int | None, typer.Option(
         help="Environment steps per seed and memory length (overrides the preset's "
@@ -436,10 +437,12 @@ def reference(
 
     Writes OUT/<device>/ with speed/ (training time against T = 1024..65536 at the paper's
     width, d_model 256 and 4 layers: s5 with both evaluations, gru, lstm, trxl, attention,
-    mlp), paper-throughput/ (the paper preset on RepeatPreviousHard, s5 and gru, 8 seeds
-    vmapped, 4 updates), throughput.csv (env steps per second per seed, compile apart, and
-    the projected time of the paper's 15M-step run beside the paper's A40 figures) and
-    figures/. Sized for one H100/H200-class GPU: a few minutes with compilation.
+    mlp), paper-throughput/ (the paper preset on the paper's five Table-5 environments, s5
+    and gru, 8 seeds vmapped, 2 updates each), throughput.csv (env steps per second per
+    seed, compile apart, and the projected time of the paper's 15M-step run per vmapped run
+    and per seed, per environment and averaged over the five, the average beside the
+    paper's A40 figures, which are per seed averaged over those five) and figures/. Sized
+    for one H100/H200-class GPU: a few minutes with compilation.
     """
     from benchmark.reference import folder_name, reference_plan, total_steps, write_results
     from benchmark.results import device_info
@@ -462,7 +465,7 @@ def reference(
             raise
         failed = True
     try:
-        popgym(ctx, model=list(plan.models), env=[plan.env], seeds=plan.seeds,
+        popgym(ctx, model=list(plan.models), env=list(plan.envs), seeds=plan.seeds,
                preset=plan.preset, total_steps=total_steps(plan),
                set_=list(plan.overrides), seed=0, out=folder, run_id="paper-throughput",
                force=force, resume=None, checkpoint_every=10.0, keep_checkpoints=1,
@@ -481,17 +484,20 @@ def reference(
 def _throughput_table(rows: list[dict]):
     from rich.table import Table
 
-    from benchmark.run_folder import shown
+    def number(value) -> str:
+        return "-" if value is None else f"{value:,.1f}"
 
-    table = Table(title="End to end: the paper preset's throughput and the paper's 15M steps")
-    for column in ("model", "seeds", "compile s", "env steps/s per seed",
-                   "15M steps, all seeds (s)", "per seed (s)", "paper A40 per seed (s)"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    table = Table(title="End to end: the paper preset's throughput and the paper's 15M steps "
+                        "(the paper's A40 figure: per seed, mean of its five environments)")
+    for column in ("model", "env", "seeds", "compile s", "env steps/s per seed",
+                   "15M steps, one vmapped run (s)", "per seed (s)",
+                   "paper A40 per seed (s)"):
+        table.add_column(column, justify="left" if column in ("model", "env") else "right")
     for row in rows:
-        table.add_row(row["model"], str(row["seeds"]), f"{row['compile_s']:.1f}",
-                      f"{row['env_steps_per_s_per_seed']:,.0f}",
-                      shown(row["projected_15m_s"]), shown(row["projected_15m_s_per_seed"]),
-                      shown(row["paper_a40_s_per_seed"]))
+        table.add_row(row["model"], row["env"], str(row["seeds"]), f"{row['compile_s']:.1f}",
+                      number(row["env_steps_per_s_per_seed"]), number(row["projected_15m_s"]),
+                      number(row["projected_15m_s_per_seed"]),
+                      number(row["paper_a40_s_per_seed"]))
     return table
 
 
@@ -504,10 +510,12 @@ def meta(
     model: Annotated[list[str] | None, typer.Option(
         "--models", "--model", "-m", help="Backbones from `s5bench models`, comma-separated "
         "or repeated (default: all, the mlp control included).")] = None,
-    suite: Annotated[str, typer.Option(
+    suite: Annotated[str | None, typer.Option(
         help="Training suite (`s5bench envs --suite meta`): MetaControl (gymnax Pendulum, "
         "MountainCarContinuous, Reacher, Swimmer and POPGym's PositionOnlyPendulumEasy), "
-        "ProjectedCartPole or ProjectedBandit.")] = "MetaControl",
+        "MetaCartPole (the paper's: position-only CartPole through a random 2 -> 4 map, "
+        "every trial from one start state), ProjectedCartPole (s5bench's variant) or "
+        "ProjectedBandit (default: quick MetaControl, paper MetaCartPole).")] = None,
     held_out: Annotated[str, typer.Option(
         help="Evaluation-only suite, sharing no environment with the training suite "
         "(default: the suite's own, MetaControlHeldOut for MetaControl), or none.")
@@ -546,9 +554,11 @@ def meta(
     """In-context meta-RL: train on randomly projected tasks, evaluate trial by trial.
 
     Each meta-episode samples a base environment of the suite and random observation and
-    action projections, and runs K trials of it; the agent's carry resets only between
-    meta-episodes (envs/meta.py). After training, the policy is evaluated with no gradient
-    step on fresh projections of every training and held-out environment. Writes
+    action projections (the paper's MetaCartPole: a random observation map of its
+    position-only CartPole, every trial from one start state), and runs K trials of it; the
+    agent's carry resets only between meta-episodes (envs/meta.py, envs/meta_cartpole.py).
+    After training, the policy is evaluated with no gradient step on fresh projections of
+    every training and held-out environment. Writes
     OUT/RUN_ID/ with config.json, meta.json, curves.csv, summary.csv and trials.csv (one
     row per model, seed, split, base env and trial index: the in-context learning curve).
     """
@@ -567,17 +577,21 @@ def meta(
 def merge(
     sweep: Annotated[Path, typer.Argument(
         help="The sweep folder whose shard-I-of-N folders are joined (OUT/RUN_ID).")],
+    mixed_devices: Annotated[bool, typer.Option(
+        "--mixed-devices", help="Merge shards that ran on different kinds of device (their "
+        "timings do not compare; refused without this).")] = False,
 ) -> None:
     """Join the shards of a sweep (--shard I/N) into the tables one job would have written.
 
     Every shard must have finished. SWEEP then holds config.json (every run, in the sweep's
     order), meta.json (naming each shard's), curves.csv, summary.csv and the experiment's
     other tables (aggregate.csv, trials.csv), so `s5bench figures` draws it as one run.
+    meta.json records each shard's device.
     """
     from benchmark import experiments
 
     try:
-        outcome, experiment = experiments.merge(sweep)
+        outcome, experiment = experiments.merge(sweep, mixed_devices=mixed_devices)
     except ValueError as error:
         raise _fail(str(error)) from None
     _report(experiment, outcome, sweep)

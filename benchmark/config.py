@@ -85,6 +85,10 @@ class EnvConfig:
 
     env_id: str = "RepeatPreviousEasy"  # any id from `s5bench envs`
     previous_action: bool = True  # append previous action + episode-start flag (the paper's)
+    # A MultiDiscrete action (Battleship's and MineSweeper's (row, column)) as one
+    # categorical over every combination, with a one-hot of them as the previous action:
+    # the paper's agent (paper preset). False: one categorical per component (quick).
+    joint_action: bool = False
     # Fields of the environment's EnvParams replaced (e.g. MemoryChain's memory_length).
     params: Mapping[str, Any] = field(default_factory=dict)
     # Arguments of the environment's constructor (e.g. MetaEnv's trials per episode).
@@ -120,13 +124,14 @@ def paper(model: str, env_id: str = EnvConfig.env_id, num_seeds: int = 1) -> Run
 
     Its actor-critic (``NetworkConfig()``), the backbone's defaults (S5 256 x 256 x 4 with
     the paper's initialisation; one GRU cell of 256), PPO with 64 envs x 1024 steps, 15M
-    steps, 30 epochs, 8 minibatches, lr 5e-5, and every done ending the return.
+    steps, 30 epochs, 8 minibatches, lr 5e-5, every done ending the return, and one
+    categorical over every (row, column) in Battleship and MineSweeper.
     """
     return RunConfig(
         model=model,
         backbone=backbone_config_class(model)(),
         ppo=PPOConfig(),
-        env=EnvConfig(env_id=env_id),
+        env=EnvConfig(env_id=env_id, joint_action=True),
         network=NetworkConfig(),
         num_seeds=num_seeds,
         preset="paper",
@@ -283,7 +288,14 @@ def to_dict(config: RunConfig) -> dict:
 
 # Settings a config.json written before the setting existed ran with (where that is not
 # today's default): such a file rebuilds the run it describes, not today's preset.
-_LEGACY_PPO = {"bootstrap_truncated": True}
+# Before ppo.bootstrap_truncated existed, the loop bootstrapped a truncation from
+# V(final observation) exactly where the registry then flagged the environment as
+# truncating: these POPGym families and every gymnax environment. Every other environment
+# bootstrapped from 0, Battleship, Concentration, LabyrinthEscape, LabyrinthExplore,
+# MineSweeper and MultiarmedBandit included (they truncate, but were not flagged yet).
+_LEGACY_TRUNCATING_FAMILIES = ("PositionOnlyCartPole", "NoisyPositionOnlyCartPole",
+                               "VelocityOnlyCartPole", "PositionOnlyPendulum",
+                               "NoisyPositionOnlyPendulum")
 _LEGACY_BACKBONE = {"s5": {"c_init": "trunc_standard_normal", "input_projection": True}}
 # Backbone fields renamed since (old name -> new name): every backbone's width is d_model,
 # and minGRU's recurrent width is state_size, as LRU's and Mamba's state widths are named.
@@ -295,11 +307,21 @@ _RENAMED_BACKBONE = {
 }
 
 
+def legacy_bootstrap_truncated(env_id: str) -> bool:
+    """The return target a run written before ``ppo.bootstrap_truncated`` used on ``env_id``:
+    True (V(final observation)) where the environment was then flagged as truncating."""
+    import envs
+
+    entry = envs.ENVS[envs.resolve(env_id)]
+    return entry.suite == "gymnax" or entry.family in _LEGACY_TRUNCATING_FAMILIES
+
+
 def from_dict(data: dict) -> RunConfig:
     """Inverse of ``to_dict``: the backbone section is rebuilt from the model name.
 
     Files written by earlier versions rebuild the run they describe: a missing setting
-    takes the value those versions used (``_LEGACY_*``), a renamed backbone field takes
+    takes the value those versions used (``_LEGACY_*``; ``ppo.bootstrap_truncated`` per
+    environment, ``legacy_bootstrap_truncated``), a renamed backbone field takes
     its new name (``_RENAMED_BACKBONE``), ``head_size`` (one encoder layer and one hidden
     layer per head) becomes ``NetworkConfig.single_layer``, and a memory run's
     ``env_params`` (kept beside the config then) become ``env.params``.
@@ -313,6 +335,9 @@ def from_dict(data: dict) -> RunConfig:
     legacy_backbone = _LEGACY_BACKBONE.get(data["model"], {})
     renamed = _RENAMED_BACKBONE.get(data["model"], {})
     backbone = {renamed.get(name, name): value for name, value in data["backbone"].items()}
+    ppo = dict(data["ppo"])
+    if "bootstrap_truncated" not in ppo:
+        ppo["bootstrap_truncated"] = legacy_bootstrap_truncated(data["env"]["env_id"])
     if "network" in data:
         network = NetworkConfig(**data["network"])
     else:
@@ -321,7 +346,7 @@ def from_dict(data: dict) -> RunConfig:
         **{
             **data,
             "backbone": backbone_cls(**{**legacy_backbone, **backbone}),
-            "ppo": PPOConfig(**{**_LEGACY_PPO, **data["ppo"]}),
+            "ppo": PPOConfig(**ppo),
             "env": EnvConfig(**{"params": legacy_env_params or {}, **data["env"]}),
             "network": network,
         }

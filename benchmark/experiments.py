@@ -33,7 +33,7 @@ from benchmark import memory, meta_rl
 from benchmark.checkpoint import CheckpointSettings
 from benchmark.config import ConfigError, RunConfig, build_run_config, from_dict, to_dict
 from benchmark.plugins import run_plugins
-from benchmark.results import CsvLog, read_raw_rows, read_rows, write_json
+from benchmark.results import CsvLog, device_label, read_raw_rows, read_rows, write_json
 from benchmark.run_folder import (
     RunFolder,
     RunFolderError,
@@ -265,7 +265,11 @@ def _finish(exp: Experiment, context: Any, run_dir: Path, rows: list[dict]) -> l
 # ----------------------------------------------------------------------------- shards
 
 
-def merge(sweep_dir: Path) -> tuple[Outcome, Experiment]:
+# The meta.json keys that say where a run ran.
+_DEVICE_KEYS = ("backend", "device_kind", "device_count", "cpu_count", "devices")
+
+
+def merge(sweep_dir: Path, mixed_devices: bool = False) -> tuple[Outcome, Experiment]:
     """Join the shards of a sweep (``sweep_dir/shard-I-of-N``) into ``sweep_dir`` itself.
 
     The shards must come from one sweep (the same command and options, shard aside), all N
@@ -273,8 +277,11 @@ def merge(sweep_dir: Path) -> tuple[Outcome, Experiment]:
     would have written: config.json with every run in the sweep's order, curves.csv,
     summary.csv and the experiment's extra CSVs (rows cell by cell in that order), the
     finish step's tables (``aggregate.csv``, ``comparison.csv`` for POPGym) and a
-    meta.json naming the shards' own; returns the merged outcome and the experiment.
-    Raises ``RunFolderError`` saying what is missing or inconsistent.
+    meta.json naming the shards' own and each shard's device (``shard_devices``); returns
+    the merged outcome and the experiment. Raises ``RunFolderError`` saying what is missing
+    or inconsistent, and, unless ``mixed_devices``, when the shards ran on different kinds
+    of device (their timings do not compare); a mixed merge's device is ``mixed``, its kind
+    listing the shards' devices.
     """
     sweep_dir = Path(sweep_dir)
     shards = sorted(sweep_dir.glob("shard-*-of-*"))
@@ -321,9 +328,20 @@ def merge(sweep_dir: Path) -> tuple[Outcome, Experiment]:
            **_plugins_entry(whole.cells), "runs": [to_dict(cell.config) for cell in whole.cells]}
     write_json(sweep_dir / "config.json", doc)
     metas = {path.name: _read_json(path / "meta.json") for path in shards}
-    device = {k: v for k, v in metas[shards[0].name].items()
-              if k in ("backend", "device_kind", "device_count", "devices")}
-    write_json(sweep_dir / "meta.json", {**device, "merged_from": metas})
+    devices = {name: {k: meta[k] for k in _DEVICE_KEYS if k in meta}
+               for name, meta in metas.items()}
+    kinds = {(d.get("backend"), d.get("device_kind")) for d in devices.values()}
+    if len(kinds) == 1:
+        device = devices[shards[0].name]
+    else:
+        listing = "; ".join(f"{name}: {device_label(d)}" for name, d in devices.items())
+        if not mixed_devices:
+            raise RunFolderError(f"{sweep_dir}: its shards ran on different devices "
+                                 f"({listing}), so their timings do not compare; pass "
+                                 f"--mixed-devices to merge them anyway")
+        device = {"backend": "mixed", "device_kind": listing}
+    write_json(sweep_dir / "meta.json",
+               {**device, "shard_devices": devices, "merged_from": metas})
     for name, columns in {CURVES_CSV: exp.labels, SUMMARY_CSV: exp.labels,
                           **exp.extra_csvs}.items():
         _merge_csv(name, columns, exp.labels, order, owner, sweep_dir)

@@ -40,13 +40,15 @@ from benchmark.schema import META_LABELS, TRIAL_COLUMNS, TRIALS_CSV
 from benchmark.sweep import Cell, Experiment, Plan, rebuilt_run, validated_models
 from benchmark.training import RunResult, build_network
 
-# Per preset: trials per meta-episode and the cap on a trial's steps. quick keeps a
-# meta-episode (4 x 32 steps) equal to the quick rollout (128 steps); paper uses the
-# paper's code's 16 trials of up to 200 steps (meta-episodes then span several rollouts).
+# Per preset: the training suite, trials per meta-episode and the cap on a trial's steps.
+# quick keeps a meta-episode (4 x 32 steps) equal to the quick rollout (128 steps); paper
+# runs the paper's meta-CartPole (popjaxrl's NoisyStatelessMetaCartPole) with its 16 trials
+# of up to 200 steps (meta-episodes then span several rollouts).
 PRESET_SETTINGS = {
-    "quick": {"num_trials": 4, "trial_length": 32, "eval_trials": 0},
+    "quick": {"suite": "MetaControl", "num_trials": 4, "trial_length": 32, "eval_trials": 0},
     # The paper's code evaluates past its training horizon: 16 trials trained, 32 evaluated.
-    "paper": {"num_trials": 16, "trial_length": 200, "eval_trials": 32},
+    "paper": {"suite": "MetaCartPole", "num_trials": 16, "trial_length": 200,
+              "eval_trials": 32},
 }
 
 
@@ -54,12 +56,12 @@ PRESET_SETTINGS = {
 class MetaSettings:
     """What the meta experiment trains on and how it evaluates; saved in config.json."""
 
-    suite: str = "MetaControl"  # training suite (envs.meta.SUITES)
+    suite: str = "MetaControl"  # training suite (envs.meta.suite_names())
     held_out: str | None = "MetaControlHeldOut"  # evaluation-only suite, or None
     num_trials: int = 4  # K: trials per meta-episode
     trial_length: int = 32  # cap on one trial's steps (0: each base env's own limit)
-    obs_size: int = 16  # projected observation size
-    action_size: int = 4  # agent action vector size
+    obs_size: int = 16  # projected observation size (MetaCartPole: the paper's 4)
+    action_size: int = 4  # agent action vector size (MetaEnv suites; MetaCartPole: Discrete(2))
     include_action: bool = True  # previous action in the meta observation (off: bandit probe)
     eval_episodes: int = 64  # evaluation meta-episodes per (seed, base environment)
     eval_trials: int = 0  # trials per evaluation meta-episode (0: num_trials)
@@ -68,14 +70,19 @@ class MetaSettings:
     eval_seed: int = 1_000_003  # evaluation keys: key(eval_seed + seed), folded per env
 
     def __post_init__(self):
-        from envs.meta import SUITES
+        from envs.meta import STANDALONE_SUITES, suite_members, suite_names
 
         for name, value in (("suite", self.suite), ("held_out", self.held_out)):
-            if value is not None and value not in SUITES:
+            if value is not None and value not in suite_names():
                 raise ConfigError(name, f"unknown meta suite {value!r}; valid suites: "
-                                  f"{', '.join(SUITES)}")
+                                  f"{', '.join(suite_names())}")
+        standalone = {self.suite, self.held_out} & set(STANDALONE_SUITES)
+        if self.held_out is not None and standalone:
+            raise ConfigError("held_out", f"{', '.join(sorted(standalone))} has no held-out "
+                              f"suite (no other suite shares its observation and action "
+                              f"spaces); use none")
         if self.held_out is not None:
-            shared = set(SUITES[self.suite]) & set(SUITES[self.held_out])
+            shared = set(suite_members(self.suite)) & set(suite_members(self.held_out))
             if shared:
                 raise ConfigError("held_out", f"{self.held_out} overlaps the training suite "
                                   f"{self.suite}: {', '.join(sorted(shared))}")
@@ -94,10 +101,17 @@ class MetaSettings:
 
     @property
     def env_kwargs(self) -> dict[str, int]:
-        """``MetaEnv`` constructor arguments (besides the suite)."""
-        return {"num_trials": self.num_trials, "trial_length": self.trial_length,
-                "obs_size": self.obs_size, "action_size": self.action_size,
-                "include_action": self.include_action, "same_start": self.same_start}
+        """The suite environment's constructor arguments (``envs.meta.make_meta_env``):
+        every setting for a ``MetaEnv`` suite, the ones its class takes for a standalone
+        suite."""
+        from envs.meta import STANDALONE_SUITES
+
+        kwargs = {"num_trials": self.num_trials, "trial_length": self.trial_length,
+                  "obs_size": self.obs_size, "action_size": self.action_size,
+                  "include_action": self.include_action, "same_start": self.same_start}
+        if self.suite in STANDALONE_SUITES:
+            return {name: kwargs[name] for name in STANDALONE_SUITES[self.suite].SETTINGS}
+        return kwargs
 
     def env_config(self) -> EnvConfig:
         """The training environment: the suite's ``MetaEnv``. The previous-action wrapper
@@ -107,26 +121,32 @@ class MetaSettings:
 
     def splits(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """``(split, suite, base env ids)`` evaluated: ``train`` then ``held-out``."""
-        from envs.meta import SUITES
+        from envs.meta import suite_members
 
-        out = [("train", self.suite, SUITES[self.suite])]
+        out = [("train", self.suite, suite_members(self.suite))]
         if self.held_out is not None:
-            out.append(("held-out", self.held_out, SUITES[self.held_out]))
+            out.append(("held-out", self.held_out, suite_members(self.held_out)))
         return out
 
 
-def make_settings(preset: str, suite: str = "MetaControl", held_out: str | None = "default",
+def make_settings(preset: str, suite: str | None = None, held_out: str | None = "default",
                   num_trials: int | None = None, trial_length: int | None = None,
                   eval_trials: int | None = None, **kwargs) -> MetaSettings:
-    """Settings for ``preset``; ``held_out="default"`` picks the suite's default held-out,
-    and trials restart from one start state in the suites that do so (the paper's CartPole).
+    """Settings for ``preset``; ``suite=None`` picks the preset's suite (quick MetaControl,
+    paper MetaCartPole), ``held_out="default"`` the suite's default held-out, and trials
+    restart from one start state in the suites that do so (the paper's CartPole). A
+    standalone suite's own projection width (MetaCartPole: the paper's 4) replaces the
+    ``MetaEnv`` default.
     """
-    from envs.meta import DEFAULT_HELD_OUT, SAME_START_SUITES
+    from envs.meta import DEFAULT_HELD_OUT, SAME_START_SUITES, STANDALONE_SUITES
 
     if preset not in PRESETS:
         raise ConfigError("preset", f"unknown preset {preset!r}; valid presets: "
                           f"{', '.join(PRESETS)}")
     base = PRESET_SETTINGS[preset]
+    suite = base["suite"] if suite is None else suite
+    if suite in STANDALONE_SUITES:
+        kwargs.setdefault("obs_size", STANDALONE_SUITES[suite].PAPER_OBS_SIZE)
     if held_out == "default":
         held_out = DEFAULT_HELD_OUT.get(suite)
     elif held_out is not None and held_out.lower() == "none":
@@ -137,7 +157,7 @@ def make_settings(preset: str, suite: str = "MetaControl", held_out: str | None 
         num_trials=base["num_trials"] if num_trials is None else num_trials,
         trial_length=base["trial_length"] if trial_length is None else trial_length,
         eval_trials=base["eval_trials"] if eval_trials is None else eval_trials,
-        same_start=suite in SAME_START_SUITES,
+        same_start=suite in SAME_START_SUITES or suite in STANDALONE_SUITES,
         **kwargs,
     )
 
@@ -166,14 +186,16 @@ def make_cell(config: RunConfig) -> Cell:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def evaluate(config: RunConfig, params: Any, settings: MetaSettings, base_id: str,
-             key: jax.Array) -> np.ndarray:
+def evaluate(config: RunConfig, params: Any, settings: MetaSettings, suite: str,
+             base_id: str, key: jax.Array) -> np.ndarray:
     """Mean return of each trial over fresh meta-episodes of one base env, no gradients.
 
     Args:
-      config: the trained run's config (its backbone and head sizes build the network).
+      config: the trained run's config (its backbone and head sizes build the network,
+        ``env.previous_action`` picks the wrappers, as in training).
       params: network parameters with a leading seed axis ``[S, ...]``.
       settings: the meta settings the run trained with (the same projection sizes).
+      suite: the suite ``base_id`` belongs to (the training or the held-out suite).
       base_id: the base environment evaluated alone (a one-member suite).
       key: evaluation key; seed s uses ``fold_in(key, s)``.
 
@@ -181,11 +203,14 @@ def evaluate(config: RunConfig, params: Any, settings: MetaSettings, base_id: st
       ``[S, K]`` float (K = ``settings.evaluated_trials``): mean scaled return of trial k
       over ``settings.eval_episodes`` meta-episodes, actions sampled from the policy.
     """
-    from envs.meta import MetaEnv
+    from envs.wrappers import make_training_env
 
-    env = MetaEnv((base_id,), **{**settings.env_kwargs,
-                                 "num_trials": settings.evaluated_trials})
-    env_params = env.default_params
+    # The training wrappers (continuous actions clipped to the box, observations encoded),
+    # so the policy acts on what it trained on.
+    env, env_params = make_training_env(
+        suite, previous_action=config.env.previous_action,
+        joint_action=config.env.joint_action, members=(base_id,),
+        **{**settings.env_kwargs, "num_trials": settings.evaluated_trials})
     network = build_network(config, env, env_params)
     num_episodes, num_trials = settings.eval_episodes, settings.evaluated_trials
     reset = jax.vmap(env.reset, in_axes=(0, None))
@@ -200,7 +225,7 @@ def evaluate(config: RunConfig, params: Any, settings: MetaSettings, base_id: st
             obs, state, carry, first, active, returns, key = loop
             key, act_key, step_key = jax.random.split(key, 3)
             carry, pi, _ = network.apply(seed_params, carry, obs[None], first[None])
-            action = jnp.clip(pi.sample(act_key)[0], -1.0, 1.0)
+            action = pi.sample(act_key)[0]
             obs, state, reward, terminated, _, info = step(
                 jax.random.split(step_key, num_episodes), state, action, env_params)
             paid = active[:, None] * jax.nn.one_hot(info["trial"], num_trials)
@@ -225,7 +250,7 @@ def trial_rows(config: RunConfig, params: Any, settings: MetaSettings, model: st
         for index, base_id in enumerate(base_ids):
             key = jax.random.fold_in(jax.random.key(settings.eval_seed + config.seed),
                                      index + (0 if split == "train" else 1000))
-            returns = evaluate(config, params, settings, base_id, key)
+            returns = evaluate(config, params, settings, suite, base_id, key)
             for seed in range(returns.shape[0]):
                 for trial in range(returns.shape[1]):
                     yield {"model": model, "seed": seed, "split": split, "suite": suite,

@@ -73,9 +73,12 @@ def device_name() -> str:
 
 def device_label(info: Mapping[str, Any]) -> str:
     """``cpu (2 cores)`` or ``<device kind> x<count>`` from ``device_info()`` (or a
-    ``meta.json``, which holds the same keys)."""
+    ``meta.json``, which holds the same keys; a merge of shards from different devices is
+    ``mixed: ...``)."""
     if not info.get("backend"):
         return "unknown device"
+    if info["backend"] == "mixed":  # a merge of shards run on different devices
+        return f"mixed: {info.get('device_kind', '?')}"
     if info["backend"] == "cpu":
         return f"cpu ({info.get('cpu_count', '?')} cores)"
     return f"{info.get('device_kind', info['backend'])} x{info.get('device_count', 1)}"

@@ -49,7 +49,8 @@ def build_trainer(config: RunConfig) -> tuple[Trainer, ActorCritic]:
     """
     env, env_params = make_training_env(
         config.env.env_id, previous_action=config.env.previous_action,
-        env_params=dict(config.env.params), **config.env.kwargs
+        env_params=dict(config.env.params), joint_action=config.env.joint_action,
+        **config.env.kwargs
     )
     network = build_network(config, env, env_params)
     truncates = ENVS[resolve(config.env.env_id)].truncates

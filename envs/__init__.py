@@ -42,7 +42,7 @@ def _register_builtin() -> None:
     # meta-episodes end by `terminated` only.
     register("DelayedBandit", EnvEntry(_meta.DelayedBandit, "meta", "DelayedBandit",
                                        truncates=False))
-    for suite in _meta.SUITES:
+    for suite in _meta.suite_names():
         register(suite, EnvEntry(lambda _s=suite, **kw: _meta.make_meta_env(_s, **kw), "meta",
                                  suite, truncates=False))
 

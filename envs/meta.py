@@ -57,6 +57,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from envs.meta_cartpole import MetaCartPole
 from envs.registry import make
 from envs.wrappers import encoded_size
 
@@ -99,6 +100,26 @@ DEFAULT_HELD_OUT: dict[str, str] = {"MetaControl": "MetaControlHeldOut"}
 # code (popjaxrl ``meta_cartpole.py``) every trial of a meta-episode restarts CartPole from
 # the same initial state.
 SAME_START_SUITES = ("ProjectedCartPole",)
+# Suites that are one environment class of their own rather than ``MetaEnv`` over projected
+# base environments: the paper's meta-CartPole (``envs/meta_cartpole.py``). Such a suite is
+# its own single member, takes only the settings its class lists (``SETTINGS``), and has
+# no held-out suite (no other suite shares its observation and action spaces).
+STANDALONE_SUITES: dict[str, type] = {"MetaCartPole": MetaCartPole}
+
+
+def suite_names() -> list[str]:
+    """Every meta suite: the ``MetaEnv`` suites, then the standalone ones."""
+    return [*SUITES, *STANDALONE_SUITES]
+
+
+def suite_members(suite: str) -> tuple[str, ...]:
+    """The environments a suite is evaluated on one by one (a standalone suite: itself)."""
+    if suite in STANDALONE_SUITES:
+        return (suite,)
+    if suite not in SUITES:
+        raise ValueError(f"unknown meta suite {suite!r}; valid suites: "
+                         f"{', '.join(suite_names())}")
+    return SUITES[suite]
 
 
 # ----------------------------------------------------------------------------- bandit probe
@@ -355,10 +376,22 @@ class MetaEnv(environment.Environment[MetaState, MetaParams]):
         ])
 
 
-def make_meta_env(suite: str, **kwargs) -> MetaEnv:
-    """``MetaEnv`` over the named suite (a key of ``SUITES``); ``same_start`` defaults to
-    the suite's (``SAME_START_SUITES``)."""
-    if suite not in SUITES:
-        raise ValueError(f"unknown meta suite {suite!r}; valid suites: {', '.join(SUITES)}")
+def make_meta_env(suite: str, members: tuple[str, ...] | None = None,
+                  **kwargs) -> environment.Environment:
+    """The named suite's environment: its standalone class, or ``MetaEnv`` over its members.
+
+    Args:
+      suite: a name from ``suite_names()``.
+      members: a subset of the suite's members (evaluation runs each alone); all if None.
+      **kwargs: the environment's settings; ``same_start`` defaults to the suite's
+        (``SAME_START_SUITES``).
+    """
+    all_members = suite_members(suite)
+    members = all_members if members is None else tuple(members)
+    if not set(members) <= set(all_members):
+        raise ValueError(f"{', '.join(members)} not all in meta suite {suite!r} "
+                         f"({', '.join(all_members)})")
+    if suite in STANDALONE_SUITES:
+        return STANDALONE_SUITES[suite](**kwargs)
     kwargs.setdefault("same_start", suite in SAME_START_SUITES)
-    return MetaEnv(SUITES[suite], **kwargs)
+    return MetaEnv(members, **kwargs)

@@ -2,7 +2,9 @@
 
 The stack, innermost first (``make_training_env``):
 
-1. ``ClipAction`` (continuous actions only): clip to the action box, as gymnasium does.
+1. ``ClipAction`` (continuous actions only): clip to the action box, as gymnasium does;
+   or ``JointAction`` (MultiDiscrete actions, when asked): one index over every
+   combination of the components, as the paper's agent acts in Battleship and MineSweeper.
 2. ``EncodeObservation``: one-hot Discrete and MultiDiscrete observations, flatten Boxes,
    always float32 ``[D]``.
 3. ``PreviousActionObservation`` (optional, on by default as in the paper): append the
@@ -107,6 +109,27 @@ class ClipAction(Wrapper):
         return self._env.step(key, state, action, params)
 
 
+class JointAction(Wrapper):
+    """A ``MultiDiscrete(nvec)`` action as one ``Discrete(prod(nvec))`` index.
+
+    Index ``a`` is the components' row-major flat index (``numpy.unravel_index``): for
+    Battleship's ``(row, column)`` on an ``S x S`` board, ``a = row * S + column``, as
+    popjaxrl's Battleship (``action // S, action % S``) and MineSweeper (its flat grid
+    index) read their ``Discrete(S**2)`` action. A categorical over the ``prod(nvec)``
+    combinations can put mass on any set of tiles, which independent per-component
+    categoricals cannot (mass on (0, 0) and (1, 1) puts mass on (0, 1) too); the
+    previous-action input then is a one-hot of ``prod(nvec)``.
+    """
+
+    def action_space(self, params=None) -> spaces.Discrete:
+        return spaces.Discrete(int(np.prod(self._env.action_space(params).nvec)))
+
+    def step(self, key, state, action, params=None):
+        nvec = tuple(int(n) for n in self._env.action_space(params).nvec)
+        components = jnp.stack(jnp.unravel_index(jnp.asarray(action, jnp.int32), nvec))
+        return self._env.step(key, state, components, params)
+
+
 class EncodeObservation(Wrapper):
     """Observations (and ``final_observation``) as float32 ``[D]`` vectors."""
 
@@ -204,12 +227,14 @@ class EpisodeLog(Wrapper):
 
 
 def make_training_env(env_id: str, previous_action: bool = True,
-                      env_params: dict | None = None, **kwargs):
+                      env_params: dict | None = None, joint_action: bool = False, **kwargs):
     """Build ``env_id`` with the full wrapper stack; returns ``(env, params)``.
 
     Args:
       env_id: any registered id or alias.
       previous_action: append the previous action and an episode-start flag.
+      joint_action: act in a MultiDiscrete action space through one index over every
+        combination (``JointAction``); no effect on other action spaces.
       env_params: fields of the environment's default ``EnvParams`` to replace, e.g.
         ``{"memory_length": 64}`` for gymnax's MemoryChain (an unknown field is an error).
       **kwargs: passed to the environment's constructor.
@@ -219,6 +244,8 @@ def make_training_env(env_id: str, previous_action: bool = True,
         params = params.replace(**env_params)
     if isinstance(env.action_space(params), spaces.Box):
         env = ClipAction(env)
+    elif joint_action and isinstance(env.action_space(params), MultiDiscrete):
+        env = JointAction(env)
     env = EncodeObservation(env)
     if previous_action:
         env = PreviousActionObservation(env)

@@ -172,9 +172,15 @@ class AttentionConfig:
     """Full-episode self-attention settings (the paper's Transformer baseline).
 
     Sized like ``TrXLConfig`` without its gates: 4 layers of width 128, 4 heads, MLP 256,
-    about the parameter count of the paper's S5 (``s5bench models`` lists both). The
-    cache keeps ``max_context`` = 1024 steps, longer than every POPGym episode but the
-    Labyrinths' and CartPole Hard's; ``s5bench memory`` raises it to the episode length.
+    563,072 backbone parameters, about half the paper's S5 (1,053,184; ``s5bench models``
+    lists both). The cache keeps ``max_context`` = 1024 steps, as long as or longer than
+    every POPGym episode (the longest, the Labyrinths', are 1023 steps); ``s5bench memory``
+    raises it to the episode length. ``quick``'s cache is 128 steps, shorter than many
+    POPGym episodes (CartPole 200-600, MultiarmedBandit 200-600, Labyrinths 1023,
+    RepeatFirst Medium/Hard 415/831, Autoencode Medium/Hard 207/311, Concentration Medium
+    208, CountRecall Hard 207, PositionOnlyPendulum and its noisy twin Easy/Medium 200/150,
+    RepeatPrevious and HigherLower Hard 155, Battleship Hard 144 steps at most): there a
+    step attends to the last 128 steps of its episode only.
     """
 
     d_model: int = 128  # D: width of the residual stream

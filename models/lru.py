@@ -16,16 +16,22 @@ What follows the paper:
 
 - ring initialisation: ``|lambda|`` uniform on the ring ``r_min <= |lambda| <= r_max`` (area
   uniform: ``|lambda|^2`` uniform in ``[r_min^2, r_max^2]``), phase uniform in
-  ``[0, max_phase]``;
+  ``(0, max_phase]`` (the reference draws ``[0, max_phase)``, whose 0 gives a ``-inf``
+  parameter; see ``theta_log_init``);
 - normalisation: ``gamma_log`` initialised to ``log sqrt(1 - |lambda|^2)`` and then trained as
   a free parameter, as in the paper;
 - ``B`` and ``C`` complex with Glorot-like normal entries: ``B`` std ``1/sqrt(2 H)`` per real
   and imaginary part, ``C`` std ``1/sqrt(N)``; ``D`` real, standard normal;
-- the block: pre-norm LayerNorm -> LRU -> GELU -> GLU (``W1 y * sigmoid(W2 y)``) ->
-  residual, stacked ``num_layers`` times (minimal-LRU ``SequenceLayer``, ``prenorm=True``,
-  no dropout).
+- the block: LRU -> GELU -> GLU (``W1 y * sigmoid(W2 y)``) -> residual, stacked
+  ``num_layers`` times (minimal-LRU ``SequenceLayer``, no dropout).
 
 Choices of s5bench:
+
+- the block's normalisation is a pre-norm LayerNorm (``SequenceLayer(norm="layer",
+  prenorm=True)``). minimal-LRU's models train with BatchNorm after the block by default
+  (``StackedEncoderModel``/``ClassificationModel``: ``norm="batch"``, ``prenorm=False``);
+  batch statistics would couple the environments of an RL batch and differ between acting
+  (one step) and training (a sequence), so s5bench does not use them.
 
 - ``r_min = 0.9``, ``r_max = 0.999`` rather than the reference's code defaults ``0, 1``.
   With ``r_min = 0`` most eigenvalues forget within a few steps; the paper shows the ring
@@ -67,8 +73,16 @@ def nu_log_init(key: jax.Array, shape: tuple[int, ...], r_min: float, r_max: flo
 
 
 def theta_log_init(key: jax.Array, shape: tuple[int, ...], max_phase: float) -> jax.Array:
-    """``log(phase)`` with the phase uniform in ``[0, max_phase]``."""
-    return jnp.log(max_phase * jax.random.uniform(key, shape))
+    """``log(phase)`` with the phase uniform in ``(0, max_phase]``.
+
+    The reference's ``log(max_phase * u)`` with ``u ~ U[0, 1)`` is ``-inf`` when ``u`` is
+    exactly 0 (probability 2^-23 per float32 draw), which makes the parameters non-finite
+    and the seed diverged at its first update. ``u = 0`` is drawn as 1 instead: float32
+    ``U[0, 1)`` takes the values ``k / 2^23``, ``k = 0 .. 2^23 - 1``, so this is uniform on
+    ``k = 1 .. 2^23``, i.e. on ``(0, 1]``, and every other draw is unchanged.
+    """
+    u = jax.random.uniform(key, shape)
+    return jnp.log(max_phase * jnp.where(u > 0, u, 1.0))
 
 
 def eigenvalues(nu_log: jax.Array, theta_log: jax.Array) -> jax.Array:

@@ -29,7 +29,11 @@ What differs, and why:
   stacks minGRUs with normalisation, residual connections and MLPs in the manner of
   Transformer and Mamba blocks for its language-model experiments; the residual and the
   norms are always on here (not options).
-- initialisation: flax's (LeCun normal weights, zero biases), not PyTorch's defaults.
+- layers and initialisation are flax's: every Dense has a bias (LeCun normal weights,
+  zero biases), the norms are LayerNorm and the MLP's GELU is flax's default, the tanh
+  approximation. lucidrains' minGRU-pytorch (``minGRU.py``, ``minGRULM.py``) has no bias
+  in the cell's input projection or its output projection (``out`` here), uses RMSNorm,
+  the exact (erf) GELU and PyTorch's default initialisation.
 - the ``paper`` preset's sizes (H = 256, MLP 256, 4 layers) are chosen for a parameter
   count near the paper's S5 (``s5bench models``).
 

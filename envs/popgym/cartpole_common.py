@@ -75,6 +75,29 @@ def out_of_bounds(x, theta, params: EnvParams) -> jax.Array:
     )
 
 
+def euler_step(state, action, params: EnvParams) -> tuple[jax.Array, ...]:
+    """gymnasium CartPole's Euler step: the new ``(x, x_dot, theta, theta_dot)``.
+
+    ``state`` is anything with those four fields; action 1 pushes right, any other value
+    left. Positions use the old velocities, in gymnasium's order.
+    """
+    total_mass = params.masspole + params.masscart
+    polemass_length = params.masspole * params.length
+    force = jnp.where(jnp.asarray(action) == 1, params.force_mag, -params.force_mag)
+    costheta = jnp.cos(state.theta)
+    sintheta = jnp.sin(state.theta)
+    temp = (force + polemass_length * jnp.square(state.theta_dot) * sintheta) / total_mass
+    thetaacc = (params.gravity * sintheta - costheta * temp) / (
+        params.length * (4.0 / 3.0 - params.masspole * jnp.square(costheta) / total_mass)
+    )
+    xacc = temp - polemass_length * thetaacc * costheta / total_mass
+    x = state.x + params.tau * state.x_dot
+    x_dot = state.x_dot + params.tau * xacc
+    theta = state.theta + params.tau * state.theta_dot
+    theta_dot = state.theta_dot + params.tau * thetaacc
+    return x, x_dot, theta, theta_dot
+
+
 class PopgymCartPole(environment.Environment[EnvState, EnvParams]):
     """gymnasium CartPole with popgym's reward scale, truncation and masking.
 
@@ -112,22 +135,7 @@ class PopgymCartPole(environment.Environment[EnvState, EnvParams]):
     # -- gymnax API ------------------------------------------------------------------------
 
     def step_env(self, key, state: EnvState, action, params: EnvParams):
-        total_mass = params.masspole + params.masscart
-        polemass_length = params.masspole * params.length
-        force = jnp.where(jnp.asarray(action) == 1, params.force_mag, -params.force_mag)
-        costheta = jnp.cos(state.theta)
-        sintheta = jnp.sin(state.theta)
-        temp = (force + polemass_length * jnp.square(state.theta_dot) * sintheta) / total_mass
-        thetaacc = (params.gravity * sintheta - costheta * temp) / (
-            params.length * (4.0 / 3.0 - params.masspole * jnp.square(costheta) / total_mass)
-        )
-        xacc = temp - polemass_length * thetaacc * costheta / total_mass
-        # Euler, in gymnasium's order: positions use the old velocities.
-        x = state.x + params.tau * state.x_dot
-        x_dot = state.x_dot + params.tau * xacc
-        theta = state.theta + params.tau * state.theta_dot
-        theta_dot = state.theta_dot + params.tau * thetaacc
-
+        x, x_dot, theta, theta_dot = euler_step(state, action, params)
         terminated = out_of_bounds(x, theta, params)
         step_reward = 1.0 / params.max_steps_in_episode
         reward = jnp.where(terminated & state.was_terminated, -1.0, step_reward)

@@ -42,6 +42,7 @@ def test_paper_preset_is_the_papers_settings():
     assert (b.c_init, b.input_projection) == ("lecun_normal", False)
     assert config.network.encoder == (128, 256) and config.network.head == (128, 128)
     assert config.network.head_scale == 2.0 and not config.ppo.bootstrap_truncated
+    assert config.env.joint_action and not make_preset("quick", "s5").env.joint_action
     assert make_preset("paper", "gru").backbone.d_model == 256
 
 
@@ -88,13 +89,56 @@ def test_committed_reference_runs_rebuild_the_runs_they_describe(path):
         if "head_size" in run:  # written before the network was a setting
             assert config.network.encoder == (run["head_size"],)
             assert config.network.head == (run["head_size"],)
-            assert config.ppo.bootstrap_truncated
             if config.model == "s5":
                 assert config.backbone.c_init == "trunc_standard_normal"
                 assert config.backbone.input_projection
         if "hidden_size" in run["backbone"]:  # written before the field was renamed
             new = "state_size" if config.model == "mingru" else "d_model"
             assert getattr(config.backbone, new) == run["backbone"]["hidden_size"]
+
+
+# Written by hand from the registry as it was before ppo.bootstrap_truncated existed
+# (commit 5726da6~1): only these families, and gymnax, were flagged as truncating.
+_BOOTSTRAPPED_THEN = {f"{family}{level}" for family in (
+    "PositionOnlyCartPole", "NoisyPositionOnlyCartPole", "VelocityOnlyCartPole",
+    "PositionOnlyPendulum", "NoisyPositionOnlyPendulum") for level in ("Easy", "Medium", "Hard")}
+
+
+def test_popgym_all_rebuilds_each_environments_return_target_as_it_ran():
+    """popgym-all-s5-quick predates ppo.bootstrap_truncated: its 15 CartPole and Pendulum
+    cells rebuild bootstrapping truncations from V(final observation), its other 33 from 0
+    (Battleship, Concentration, LabyrinthEscape/Explore, MineSweeper, MultiarmedBandit
+    truncate but were not flagged then: 18 cells that today's quick preset would bootstrap)."""
+    doc = json.loads((REFERENCE / "cpu-2core" / "popgym-all-s5-quick" / "config.json")
+                     .read_text())
+    runs = doc["runs"]
+    assert len(runs) == 48 and all("bootstrap_truncated" not in r["ppo"] for r in runs)
+    rebuilt = {r["env"]["env_id"]: from_dict(r).ppo.bootstrap_truncated for r in runs}
+    assert {env for env, bootstrapped in rebuilt.items() if bootstrapped} == _BOOTSTRAPPED_THEN
+    changed = [env for env, bootstrapped in rebuilt.items()
+               if not bootstrapped and make_preset("quick", "s5", env).ppo.bootstrap_truncated
+               and _truncates(env)]
+    assert len(changed) == 18, changed  # 6 families x 3 difficulties
+    for family in ("Battleship", "Concentration", "LabyrinthEscape", "LabyrinthExplore",
+                   "MineSweeper", "MultiarmedBandit"):
+        assert not rebuilt[f"{family}Easy"] and not rebuilt[f"{family}Hard"]
+
+
+def test_gymnax_runs_from_before_the_setting_bootstrapped():
+    """A gymnax run (a memory run's MemoryChain) written before the setting rebuilds with
+    bootstrapping on, as the loop then did for every gymnax environment."""
+    config = make_preset("quick", "gru", "MemoryChain-bsuite")
+    old_style = json.loads(to_json(config))
+    del old_style["ppo"]["bootstrap_truncated"]
+    assert from_dict(old_style).ppo.bootstrap_truncated
+    old_style["env"]["env_id"] = "BattleshipEasy"
+    assert not from_dict(old_style).ppo.bootstrap_truncated
+
+
+def _truncates(env_id: str) -> bool:
+    import envs
+
+    return envs.ENVS[envs.resolve(env_id)].truncates
 
 
 @pytest.mark.parametrize(("model", "new"), [("gru", "d_model"), ("lstm", "d_model"),

@@ -97,7 +97,8 @@ def test_a_sweep_run_as_three_shards_merges_to_the_whole_sweep(tmp_path, clock_f
     """popgym over mlp x {ClockEasy, ClockMedium, ClockHard} x 2 seeds, once whole and once
     as 3 shards merged: the same curves, summary and aggregate rows in the same order (the
     timing columns aside). Each cell is the same compiled program in both, on one machine,
-    so the numbers are bit-equal. A missing shard is refused, naming it."""
+    so the numbers are bit-equal. A missing shard is refused, naming it; so is a shard from
+    another kind of device, unless --mixed-devices; meta.json records each shard's device."""
     sweep = ["popgym", "--model", "mlp", "--env", "Clock", "--seeds", "2", *TINY,
              "--out", str(tmp_path)]
     whole = runner.invoke(cli.app, [*sweep, "--run-id", "whole"])
@@ -109,8 +110,25 @@ def test_a_sweep_run_as_three_shards_merges_to_the_whole_sweep(tmp_path, clock_f
     assert missing.exit_code == 2 and "shard(s) 3 of 3 missing" in missing.output
     part = runner.invoke(cli.app, [*sweep, "--run-id", "sharded", "--shard", "3/3"])
     assert part.exit_code == 0, part.output
+    # a shard from another kind of device is refused unless asked for (kept for below)
+    shard_meta = tmp_path / "sharded" / "shard-2-of-3" / "meta.json"
+    own_meta = shard_meta.read_text()
+    shard_meta.write_text(json.dumps({**json.loads(own_meta), "backend": "gpu",
+                                      "device_kind": "NVIDIA H200", "device_count": 1}))
+    mixed = runner.invoke(cli.app, ["merge", str(tmp_path / "sharded")])
+    assert mixed.exit_code == 2 and "shard-2-of-3: NVIDIA H200 x1" in mixed.output
+    assert "--mixed-devices" in mixed.output
+    allowed = runner.invoke(cli.app, ["merge", str(tmp_path / "sharded"), "--mixed-devices"])
+    assert allowed.exit_code == 0, allowed.output
+    meta = json.loads((tmp_path / "sharded" / "meta.json").read_text())
+    assert meta["backend"] == "mixed" and "NVIDIA H200 x1" in meta["device_kind"]
+    assert meta["shard_devices"]["shard-2-of-3"]["device_kind"] == "NVIDIA H200"
+    shard_meta.write_text(own_meta)
     merged = runner.invoke(cli.app, ["merge", str(tmp_path / "sharded")])
     assert merged.exit_code == 0, merged.output
+    meta = json.loads((tmp_path / "sharded" / "meta.json").read_text())
+    assert meta["backend"] == "cpu" and set(meta["shard_devices"]) == {
+        f"shard-{i}-of-3" for i in (1, 2, 3)}
 
     for name in ("curves.csv", "summary.csv", "aggregate.csv"):
         a, b = _table(tmp_path / "whole" / name), _table(tmp_path / "sharded" / name)

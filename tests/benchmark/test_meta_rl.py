@@ -45,6 +45,8 @@ FLAT = 0.1  # ... while mlp's rise stays below this
     (["--suite", "MetaNope"], "unknown meta suite 'MetaNope'; valid suites: MetaControl"),
     (["--held-out", "MetaControl"], "overlaps the training suite MetaControl"),
     (["--suite", "ProjectedCartPole", "--held-out", "ProjectedCartPole"], "overlaps"),
+    (["--preset", "paper", "--held-out", "MetaControlHeldOut"],
+     "--held-out: MetaCartPole has no held-out suite"),
     (["--trials", "0"], "--trials must be a positive integer, got 0"),
     (["--models", "s6"], "valid models: s5, gru"),
     (["--preset", "slow"], "valid presets: paper, quick"),
@@ -91,8 +93,8 @@ def _probe(model: str) -> np.ndarray:
     cell = build_cells([model], settings, "quick", 2, 0, 98_304,
                        ["ppo.num_envs=16", "ppo.num_steps=24"])[0]
     result = run_training(cell.config)
-    returns = evaluate(cell.config, result.runner.params, settings, "DelayedBandit",
-                       jax.random.key(7))
+    returns = evaluate(cell.config, result.runner.params, settings, "ProjectedBandit",
+                       "DelayedBandit", jax.random.key(7))
     return returns.mean(axis=0)
 
 
@@ -143,7 +145,8 @@ def test_evaluate_credits_each_step_to_its_trial_hand_checked():
     from its start in 4 steps), so every trial of every meta-episode returns exactly 1.0;
     a trial index off by one, or a step missed, moves a trial off 1."""
     config, params = _untrained(EVAL_SETTINGS)
-    returns = evaluate(config, params, EVAL_SETTINGS, "CartPole-v1", jax.random.key(2))
+    returns = evaluate(config, params, EVAL_SETTINGS, "ProjectedCartPole", "CartPole-v1",
+                       jax.random.key(2))
     assert returns.shape == (2, 3)
     np.testing.assert_allclose(returns, 1.0, rtol=0, atol=1e-6)
 
@@ -159,15 +162,16 @@ def test_evaluate_a_constant_policy_scores_alike_in_every_trial():
                                 "bias": jnp.full_like(head["Dense_0"]["bias"], 0.5)},
             "log_std": jnp.full_like(head["log_std"], -30.0)}
     params = {"params": {**params["params"], "PolicyHead_0": head}}
-    returns = evaluate(config, params, EVAL_SETTINGS, "DelayedBandit", jax.random.key(2))
+    returns = evaluate(config, params, EVAL_SETTINGS, "ProjectedBandit", "DelayedBandit",
+                       jax.random.key(2))
     assert returns.shape == (2, 3)
     # per seed, k / 64 meta-episodes pulled arm 0: the same k in every trial
     np.testing.assert_array_equal(returns, returns[:, :1].repeat(3, axis=1))
     counts = returns[:, 0] * 64
     np.testing.assert_allclose(counts, np.round(counts), atol=1e-4)
     assert np.all((counts > 0) & (counts < 64)), counts
-    random = evaluate(config, _untrained(EVAL_SETTINGS)[1], EVAL_SETTINGS, "DelayedBandit",
-                      jax.random.key(2))
+    random = evaluate(config, _untrained(EVAL_SETTINGS)[1], EVAL_SETTINGS,
+                      "ProjectedBandit", "DelayedBandit", jax.random.key(2))
     assert not np.array_equal(random, random[:, :1].repeat(3, axis=1)), random
 
 

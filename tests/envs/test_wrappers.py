@@ -74,3 +74,51 @@ def test_without_previous_action_the_observation_is_the_encoding_alone(clock_box
     np.testing.assert_array_equal(obs, [1, 0, 0, 0])
     obs, *_ = env.step(jax.random.key(1), state, jnp.asarray([0.3, 0.3]), params)
     np.testing.assert_array_equal(obs, [0, 1, 0, 0])
+
+
+@pytest.mark.parametrize("env_id", ["BattleshipEasy", "MineSweeperEasy"])
+def test_joint_action_is_one_categorical_over_every_cell(env_id):
+    """With joint_action the agent acts with one index a over the S x S cells, read as
+    (a // S, a % S) as popjaxrl reads it, and sees a one-hot of S^2 as its previous action;
+    stepping with index r * S + c equals stepping the factorised env with (r, c)."""
+    from envs.wrappers import action_spec
+
+    joint, params = make_training_env(env_id, joint_action=True)
+    split, _ = make_training_env(env_id)
+    size = 8 if env_id == "BattleshipEasy" else 4  # Easy: an 8 x 8 board, a 4 x 4 grid
+    assert action_spec(joint.action_space(params)).kind == "discrete"
+    assert joint.action_space(params).n == size * size
+    assert action_spec(split.action_space(params)).kind == "multi_discrete"
+    obs_size = split.observation_space(params).shape[0] - 2 * size - 1
+    assert joint.observation_space(params).shape == (obs_size + size * size + 1,)
+    key = jax.random.key(4)
+    _, joint_state = joint.reset(key, params)
+    _, split_state = split.reset(key, params)
+    for t, (row, col) in enumerate([(0, 0), (2, 3), (3, 1), (1, 2)]):
+        step_key = jax.random.key(10 + t)
+        j_obs, joint_state, j_reward, j_term, j_trunc, _ = joint.step(
+            step_key, joint_state, jnp.int32(row * size + col), params)
+        s_obs, split_state, s_reward, s_term, s_trunc, _ = split.step(
+            step_key, split_state, jnp.array([row, col], jnp.int32), params)
+        assert float(j_reward) == pytest.approx(float(s_reward), abs=1e-7)
+        assert (bool(j_term), bool(j_trunc)) == (bool(s_term), bool(s_trunc))
+        # the same observation, then the previous action: one-hot of the cell index (all
+        # zeros when the step ended the episode: the observation is the next one's first)
+        np.testing.assert_allclose(j_obs[:obs_size], s_obs[:obs_size], atol=0)
+        one_hot = np.zeros(size * size)
+        if not (j_term or j_trunc):
+            one_hot[row * size + col] = 1.0
+        np.testing.assert_array_equal(j_obs[obs_size:-1], one_hot)
+
+
+def test_joint_action_leaves_other_action_spaces_alone():
+    """joint_action changes nothing where the action is not MultiDiscrete."""
+    joint, params = make_training_env("RepeatFirstEasy", joint_action=True)
+    plain, _ = make_training_env("RepeatFirstEasy")
+    assert joint.action_space(params).n == plain.action_space(params).n == 4
+    assert joint.observation_space(params).shape == plain.observation_space(params).shape
+    layers = []
+    while hasattr(joint, "_env"):
+        layers.append(type(joint).__name__)
+        joint = joint._env
+    assert "JointAction" not in layers, layers

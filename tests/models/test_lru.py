@@ -32,6 +32,18 @@ def _init(layer, seed=0):
     return layer.init(jax.random.key(seed), h0, jnp.zeros((T, B, H)), jnp.zeros((T, B), bool))
 
 
+def test_phase_draw_of_zero_is_the_largest_phase_not_minus_infinity(monkeypatch):
+    """A uniform draw of exactly 0 (the one float32 value whose log is -inf) becomes the
+    phase max_phase (log(2 pi) = 1.8379 for 2 pi); other draws are used as drawn
+    (0.25 -> log(0.25 * 2 pi) = 0.4516)."""
+    from models import lru
+
+    monkeypatch.setattr(lru.jax.random, "uniform",
+                        lambda key, shape: jnp.array([0.0, 0.25, 0.5])[: shape[0]])
+    theta_log = np.asarray(lru.theta_log_init(jax.random.key(0), (3,), 2 * math.pi))
+    np.testing.assert_allclose(theta_log, [1.8378771, 0.4515827, 1.1447299], rtol=1e-6)
+
+
 def test_ring_initialisation():
     """|lambda| lies in [r_min, r_max], phases in [0, max_phase], and gamma = sqrt(1 - |lambda|^2)."""
     r_min, r_max, max_phase = 0.4, 0.8, math.pi / 3

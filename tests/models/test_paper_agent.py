@@ -163,3 +163,14 @@ def _get(tree, key: str):
     for part in key.strip("[]'").split("']['"):
         tree = tree[part]
     return tree
+
+
+@pytest.mark.parametrize(("env_id", "side"), [("BattleshipEasy", 8), ("MineSweeperHard", 8)])
+def test_paper_agent_acts_jointly_on_battleship_and_minesweeper(env_id, side):
+    """Under paper the agent has one categorical over the side^2 cells (popjaxrl's
+    Discrete(S^2)); quick keeps one categorical per coordinate (side, side)."""
+    paper = make_preset("paper", "gru", env_id)
+    quick = make_preset("quick", "gru", env_id)
+    assert paper.env.joint_action and not quick.env.joint_action
+    assert build_trainer(paper)[1].action_spec == ActionSpec("discrete", (side * side,))
+    assert build_trainer(quick)[1].action_spec == ActionSpec("multi_discrete", (side, side))

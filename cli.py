@@ -6,6 +6,7 @@ on stderr naming the problem and the valid choices, and exit status 2.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -128,9 +129,17 @@ def _train_command(ctx: typer.Context, name: str, given: dict[str, object], *, o
     if multihost:
         # First of all: jax.distributed.initialize() must run before anything initialises
         # the XLA backend, and importing the library does (gymnax builds arrays at import).
-        from benchmark.sharding import init_multihost
+        from benchmark.sharding import MultihostError, init_multihost
 
-        init_multihost()
+        def give_up(problem: str) -> None:  # from the watchdog's thread: nothing written yet
+            err_console.print(f"error: --multihost: {problem}", markup=False,
+                              highlight=False, soft_wrap=True)
+            os._exit(2)
+
+        try:
+            init_multihost(on_timeout=give_up)
+        except MultihostError as error:
+            raise _fail(f"--multihost: {error}") from None
     from benchmark import experiments
     from benchmark.checkpoint import CheckpointSettings
     from benchmark.run_folder import (

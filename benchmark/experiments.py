@@ -33,12 +33,21 @@ from benchmark import memory, meta_rl
 from benchmark.checkpoint import CheckpointSettings
 from benchmark.config import ConfigError, RunConfig, build_run_config, from_dict, to_dict
 from benchmark.plugins import run_plugins
-from benchmark.results import CsvLog, device_label, read_raw_rows, read_rows, write_json
+from benchmark.results import (
+    CsvLog,
+    collect_meta,
+    device_label,
+    is_primary_process,
+    read_raw_rows,
+    read_rows,
+    write_json,
+)
 from benchmark.run_folder import (
     RunFolder,
     RunFolderError,
     check_plugins,
     check_resumable,
+    config_difference,
     create,
     reopen,
 )
@@ -50,6 +59,13 @@ from benchmark.schema import (
     CURVES_CSV,
     POPGYM_LABELS,
     SUMMARY_CSV,
+)
+from benchmark.sharding import (
+    MultihostError,
+    available_devices,
+    exchange,
+    is_multiprocess,
+    process_layout,
 )
 from benchmark.sweep import (
     Cell,
@@ -185,17 +201,45 @@ def prepare(exp: Experiment, options: dict[str, Any], *, checkpoint: CheckpointS
             devices: int | None, resume: Path | None) -> Job:
     """Plan a job, check its devices and, to resume, that the run's settings are these.
 
-    Raises ValueError (``ConfigError``, ``RunFolderError``) on bad input, before anything
-    is compiled or written.
-    """
-    from benchmark.sharding import available_devices
+    In a multi-process run every process prepares its own job; they then compare them, so
+    that a process given other options (another ``--model``, ``--seeds``) stops every
+    process with one line before anything compiles, instead of hanging in a collective.
 
-    plan = plan_job(exp, options)
-    available_devices(devices)
-    doc = config_document(exp, options, plan)
-    if resume is not None:
-        check_resumable(resume, exp.name, doc, exp.normalise)
+    Raises ValueError (``ConfigError``, ``RunFolderError``, ``MultihostError``) on bad
+    input, before anything is compiled or written.
+    """
+    try:
+        plan = plan_job(exp, options)
+        available_devices(devices)
+        doc = config_document(exp, options, plan)
+        if resume is not None:
+            check_resumable(resume, exp.name, doc, exp.normalise)
+    except ValueError as error:
+        _agree_on_settings(None, error)
+        raise
+    _agree_on_settings(doc, None)
     return Job(exp, options, plan, doc, checkpoint, devices, resume)
+
+
+def _agree_on_settings(doc: Mapping[str, Any] | None, error: Exception | None) -> None:
+    """Every process of a multi-process run holds process 0's settings (no-op for one).
+
+    A process whose own options were refused tells the others before it stops with its
+    error; the others then stop too, naming it.
+    """
+    if not is_multiprocess():
+        return
+    mine = {"error": str(error)} if error is not None else {"doc": doc}
+    everyone = [json.loads(v) for v in exchange("settings", json.dumps(mine, default=str))]
+    if error is not None:
+        return
+    for index, theirs in enumerate(everyone):
+        if "error" in theirs:
+            raise MultihostError(f"process {index} refused its options: {theirs['error']}")
+        difference = config_difference(everyone[0]["doc"], theirs["doc"])
+        if difference is not None:
+            raise MultihostError(f"process {index}'s settings differ from process 0's: "
+                                 f"{difference}; start every process with the same options")
 
 
 def open_folder(job: Job, out: Path, run_id: str | None, force: bool
@@ -203,8 +247,34 @@ def open_folder(job: Job, out: Path, run_id: str | None, force: bool
     """Create the job's run folder (a shard's inside its sweep's), or reopen it to resume.
 
     Returns the folder and, on a resume, where each cell continues (``prepare_resume``
-    has trimmed the CSVs to match).
+    has trimmed the CSVs to match). In a multi-process run process 0 does this and the
+    others follow into the folder it names, writing nothing (their run id may differ: a
+    default one is the start time); if it fails, every process stops with its reason.
     """
+    if not is_multiprocess():
+        return _open_folder(job, out, run_id, force)
+    if is_primary_process():
+        try:
+            folder, resume = _open_folder(job, out, run_id, force)
+        except Exception as error:
+            exchange("open_folder", json.dumps({"error": f"{type(error).__name__}: {error}"}))
+            raise
+        exchange("open_folder", json.dumps({"path": str(folder.path)}))
+        return folder, resume
+    primary = json.loads(exchange("open_folder", "{}")[0])
+    if "error" in primary:
+        raise MultihostError(f"process 0 could not open the run folder: {primary['error']}")
+    path = Path(primary["path"])
+    if job.resume is None:
+        return RunFolder(path, collect_meta()), None
+    # Process 0 has trimmed the CSVs by now: the same plan, read without writing.
+    return RunFolder(path, {}, resumed=True), prepare_resume(
+        path, job.plan.cells, job.experiment.labels, job.checkpoint,
+        job.experiment.extra_csvs, trim=False)
+
+
+def _open_folder(job: Job, out: Path, run_id: str | None, force: bool
+                 ) -> tuple[RunFolder, ResumePlan | None]:
     exp, checkpoint = job.experiment, job.checkpoint
     checkpoint_meta = {"every_minutes": checkpoint.every_minutes, "keep": checkpoint.keep}
     if job.resume is None:
@@ -215,14 +285,15 @@ def open_folder(job: Job, out: Path, run_id: str | None, force: bool
             out, run_id = Path(out) / run_id, shard_name(job.plan.shard)
         folder = create(out, run_id, force, job.doc,
                         {**_resolved_settings(job.plan.cells), "checkpoint": checkpoint_meta,
-                         "devices_limit": job.devices, **_plugins_entry(job.plan.cells)})
+                         "devices_limit": job.devices, **_plugins_entry(job.plan.cells),
+                         **process_layout()})
         return folder, None
     resume = prepare_resume(job.resume, job.plan.cells, exp.labels, checkpoint,
                             exp.extra_csvs)
     folder = reopen(job.resume, resume_info={
         "from_update": resume.from_update(job.plan.cells, exp.labels),
         "finished_cells": len(resume.done), "checkpoint": checkpoint_meta,
-        "devices_limit": job.devices})
+        "devices_limit": job.devices, **process_layout()})
     return folder, resume
 
 

@@ -268,8 +268,8 @@ class ResumePlan:
 
 def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence[str],
                    checkpoint: CheckpointSettings,
-                   extra_csvs: Mapping[str, Sequence[str]] | None = None
-                   ) -> ResumePlan:
+                   extra_csvs: Mapping[str, Sequence[str]] | None = None,
+                   trim: bool = True) -> ResumePlan:
     """Decide where each cell resumes and make the CSVs agree with that, exactly once.
 
     A cell is finished when summary.csv holds a row for each of its seeds and none is an
@@ -278,7 +278,9 @@ def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence
     past that update, its partial summary rows and its rows in ``extra_csvs`` (file name ->
     the label columns that identify a cell's rows there; say trials.csv by model) are
     dropped: they will be written again, the same numbers, in order. A last line without
-    its newline (a write cut by the kill) is dropped too.
+    its newline (a write cut by the kill) is dropped too. With ``trim=False`` the plan is
+    made without touching the CSVs (the processes of a multi-process run that follow
+    process 0, which trims them).
     """
     run_dir = Path(run_dir)
     label_columns = tuple(label_columns)
@@ -303,6 +305,8 @@ def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence
         key = cell_key(row, label_columns)
         return key in done or (start.get(key) is not None and int(row["update"]) <= start[key])
 
+    if not trim:
+        return ResumePlan(done=done, start=start, notes=notes)
     dropped = filter_rows(run_dir / "curves.csv", keep_curve)
     dropped += filter_rows(run_dir / "summary.csv",
                            lambda row: cell_key(row, label_columns) in done)

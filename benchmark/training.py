@@ -23,6 +23,7 @@ from benchmark.config import RunConfig
 from benchmark.ppo import RunnerState, Trainer, make_train
 from benchmark.sharding import (
     MeshPlan,
+    any_process,
     available_devices,
     gather,
     make_mesh,
@@ -108,7 +109,9 @@ def compile_trainer(config: RunConfig, trainer: Trainer, devices: int | None = N
     plan = plan_mesh(config.num_seeds, config.ppo.num_envs, available_devices(devices))
     mesh = make_mesh(plan)
     by_seed = NamedSharding(mesh, P("seed"))
-    keys = jax.device_put(seed_keys(config), by_seed)
+    # Made under jit with its output sharding, so that on several processes each makes its
+    # own devices' keys (device_put cannot place an array on another process's devices).
+    keys = jax.jit(lambda: seed_keys(config), out_shardings=by_seed)()
     init_all = jax.vmap(trainer.init)
     runner_shapes = jax.eval_shape(init_all, keys)
     shardings = runner_shardings(runner_shapes, mesh, config.ppo.num_envs)
@@ -167,7 +170,8 @@ def run_training(
     def history() -> np.ndarray:
         return np.concatenate(returns, axis=1) if returns else np.zeros((config.num_seeds, 0))
 
-    if should_stop() and done < num_updates:
+    (stop_asked,) = any_process(should_stop())
+    if stop_asked and done < num_updates:
         raise TrainingInterrupted(done, num_updates, saved=done > 0)
     # Training time counts the compiled chunks alone (each ends when its metrics reach the
     # host); CSV rows, the progress display and checkpoints are host work, timed apart.
@@ -199,9 +203,13 @@ def run_training(
             ))
         # Rows first, then the checkpoint: a kill in between leaves rows past the last
         # checkpoint, which a resume drops (sweep.prepare_resume), never a gap.
+        # Every process must take the same decision (saving is collective): a stop asked of
+        # any process, or a save due on any, applies to all of them.
         last = chunk == trainer.num_chunks - 1
-        stopping = should_stop() and not last
-        saved = checkpoints is not None and (last or stopping or checkpoints.due())
+        stop_asked, due = any_process(should_stop(),
+                                      checkpoints is not None and checkpoints.due())
+        stopping = stop_asked and not last
+        saved = checkpoints is not None and (last or stopping or due)
         if saved:
             checkpoints.save(runner, (chunk + 1) * trainer.chunk_size, chunk_end_s, history())
             if on_saved is not None:

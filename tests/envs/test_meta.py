@@ -261,7 +261,7 @@ def test_trials_restart_from_the_first_start_state_only_with_same_start(same_sta
 def test_projected_cartpole_restarts_trials_and_paper_evaluates_32_trials():
     """ProjectedCartPole trials share a start state; the paper preset evaluates 32 trials
     (trained on 16), as the paper's code does."""
-    from benchmark.meta_rl import make_settings
+    from benchmark.experiments.meta_rl import make_settings
 
     assert make_meta_env("ProjectedCartPole").same_start
     assert not make_meta_env("MetaControl").same_start

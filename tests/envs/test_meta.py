@@ -208,7 +208,8 @@ def test_suites_registered_and_held_out_disjoint():
     """Every suite is a registered `meta` env with scaled rewards; held-out never trains."""
     from benchmark.describe import env_lines
 
-    listed = "\n".join(env_lines("meta"))
+    lines, _ = env_lines("meta")
+    listed = "\n".join(lines)
     for name, members in SUITES.items():
         assert ENVS[name].suite == "meta" and name in listed
         assert all(member in RETURN_BOUNDS for member in members)

@@ -129,7 +129,7 @@ def _train_command(ctx: typer.Context, name: str, given: dict[str, object], *, o
     if multihost:
         # First of all: jax.distributed.initialize() must run before anything initialises
         # the XLA backend, and importing the library does (gymnax builds arrays at import).
-        from benchmark.sharding import MultihostError, init_multihost
+        from benchmark.train.sharding import MultihostError, init_multihost
 
         def give_up(problem: str) -> None:  # from the watchdog's thread: nothing written yet
             err_console.print(f"error: --multihost: {problem}", markup=False,
@@ -140,17 +140,17 @@ def _train_command(ctx: typer.Context, name: str, given: dict[str, object], *, o
             init_multihost(on_timeout=give_up)
         except MultihostError as error:
             raise _fail(f"--multihost: {error}") from None
-    from benchmark import experiments
-    from benchmark.checkpoint import CheckpointSettings
+    from benchmark.experiments import jobs
     from benchmark.run_folder import (
         RunExistsError,
         StopRequest,
         resolve_options,
         resume_command,
     )
-    from benchmark.training import TrainingInterrupted
+    from benchmark.train.checkpoint import CheckpointSettings
+    from benchmark.train.loop import TrainingInterrupted
 
-    experiment = experiments.experiment(name)
+    experiment = jobs.experiment(name)
     try:
         if resume is not None and (run_id is not None or force):
             raise _fail(f"--resume continues {resume}; it takes no --run-id or --force")
@@ -158,7 +158,7 @@ def _train_command(ctx: typer.Context, name: str, given: dict[str, object], *, o
             raise _fail("--shard needs --run-id: every shard of a sweep writes into the "
                         "same sweep folder")
         options = resolve_options(name, resume, given, _typed(ctx, given))
-        job = experiments.prepare(
+        job = jobs.prepare(
             experiment, options, resume=resume, devices=devices,
             checkpoint=CheckpointSettings(every_minutes=checkpoint_every,
                                           keep=keep_checkpoints))
@@ -166,7 +166,7 @@ def _train_command(ctx: typer.Context, name: str, given: dict[str, object], *, o
         raise _fail(_error_line(ctx, error)) from None
     with StopRequest(err_console.print) as stop:
         try:
-            folder, resume_plan = experiments.open_folder(job, out, run_id, force)
+            folder, resume_plan = jobs.open_folder(job, out, run_id, force)
         except RunExistsError as error:
             raise _fail(f"{error}; pass --force to overwrite, choose another --run-id, or "
                         f"--resume it") from None
@@ -178,7 +178,7 @@ def _train_command(ctx: typer.Context, name: str, given: dict[str, object], *, o
         console.print(f"[bold]s5bench {name}[/]: {len(job.plan.cells)} cell(s)"
                       f"{job.plan.describe}, writing to {folder.path}")
         try:
-            outcome = experiments.train(job, folder, resume_plan, console, stop.requested)
+            outcome = jobs.train(job, folder, resume_plan, console, stop.requested)
         except TrainingInterrupted as error:
             saved = "checkpoint saved" if error.saved else "nothing new to save"
             err_console.print(
@@ -192,7 +192,7 @@ def _train_command(ctx: typer.Context, name: str, given: dict[str, object], *, o
 
 def _report(experiment, outcome, run_dir: Path) -> None:
     """Print the summary and the experiment's tables; exit 1 unless every seed finished."""
-    from benchmark.sweep import summary_table
+    from benchmark.experiments.cells import summary_table
 
     console.print(summary_table(outcome.rows, experiment.labels, experiment.summary_title))
     for table in outcome.tables:
@@ -395,7 +395,7 @@ def speed(
     the timed repeats, tokens per second and a status (ok, oom, timeout, error, skipped).
     The defaults are CPU-sized (B 4, width 64, 2 layers, 5 repeats, 60 s per cell).
     """
-    from benchmark import speed as sweep
+    from benchmark.measure import speed as speed_sweep
     from benchmark.run_folder import RunExistsError, resume_command
 
     if resume is not None and (run_id is not None or force):
@@ -405,8 +405,8 @@ def speed(
              "d_model": d_model, "layers": layers, "repeats": repeats, "warmup": warmup,
              "max_seconds": max_seconds}
     try:
-        options, config = sweep.prepare(given, _typed(ctx, given), resume)
-        folder = sweep.open_sweep(options, config, out, run_id, force, resume)
+        options, config = speed_sweep.prepare(given, _typed(ctx, given), resume)
+        folder = speed_sweep.open_sweep(options, config, out, run_id, force, resume)
     except RunExistsError as error:
         raise _fail(f"{error}; pass --force to overwrite (or --resume "
                     f"{out / run_id if run_id else 'DIR'} to continue it)") from None
@@ -416,14 +416,14 @@ def speed(
                   f"{', '.join(config.modes)} at T in {list(config.seq_lens)}, B={config.batch}; "
                   f"writing to {folder.path}")
     try:
-        rows = sweep.run_sweep(config, folder.path / "speed.csv", console)
+        rows = speed_sweep.run_sweep(config, folder.path / "speed.csv", console)
     except KeyboardInterrupt:
         err_console.print(f"interrupted: every finished row is in {folder.path}; continue "
                           f"with: {resume_command('speed', folder.path)}", markup=False,
                           highlight=False, soft_wrap=True)
         raise typer.Exit(code=130) from None
-    sweep.close_sweep(folder)
-    console.print(sweep.summary_table(rows, f"median seconds per call on "
+    speed_sweep.close_sweep(folder)
+    console.print(speed_sweep.summary_table(rows, f"median seconds per call on "
                                             f"{folder.meta['backend']} "
                                             f"({rows[0]['device'] if rows else '?'})"))
     console.print(f"results: {folder.path}")
@@ -453,7 +453,7 @@ def reference(
     paper's A40 figures, which are per seed averaged over those five) and figures/. Sized
     for one H100/H200-class GPU: a few minutes with compilation.
     """
-    from benchmark.reference import folder_name, reference_plan, total_steps, write_results
+    from benchmark.measure.reference import folder_name, reference_plan, total_steps, write_results
     from benchmark.results import device_info
 
     plan = reference_plan("tiny" if tiny else "full")
@@ -597,10 +597,10 @@ def merge(
     other tables (aggregate.csv, trials.csv), so `s5bench figures` draws it as one run.
     meta.json records each shard's device.
     """
-    from benchmark import experiments
+    from benchmark.experiments import jobs
 
     try:
-        outcome, experiment = experiments.merge(sweep, mixed_devices=mixed_devices)
+        outcome, experiment = jobs.merge(sweep, mixed_devices=mixed_devices)
     except ValueError as error:
         raise _fail(str(error)) from None
     _report(experiment, outcome, sweep)
@@ -627,8 +627,8 @@ def compare(
     Then P(X > Y) for every pair, naming the pairs whose interval is clear of 1/2 and those
     the seeds at hand cannot tell apart. Nothing is retrained.
     """
-    from benchmark.compare import CompareError
-    from benchmark.compare import compare as compare_runs
+    from benchmark.experiments.compare import CompareError
+    from benchmark.experiments.compare import compare as compare_runs
 
     try:
         result = compare_runs(runs, score=score, allow_mixed=allow_mixed)
@@ -758,8 +758,8 @@ def check(
     """
     from rich.table import Table
 
-    from benchmark.conformance import check_backbone, check_config, check_env
-    from benchmark.sweep import validated_envs, validated_models
+    from benchmark.measure.conformance import check_backbone, check_config, check_env
+    from benchmark.selection import validated_envs, validated_models
 
     if not model and not env:
         raise _fail("give a MODEL to check (a name from `s5bench models` or an import path "
@@ -835,8 +835,8 @@ def _bench_envs(ctx: typer.Context, selection: list[str], batch: int, steps: int
                 repeats: int, out: Path, run_id: str | None) -> None:
     from rich.table import Table
 
-    from benchmark.env_bench import EnvBenchConfig, bench_envs, open_bench
-    from benchmark.sweep import validated_envs
+    from benchmark.measure.env_bench import EnvBenchConfig, bench_envs, open_bench
+    from benchmark.selection import validated_envs
 
     try:
         env_ids = validated_envs(_split(selection))

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmark import compat
 from benchmark.errors import ConfigError
 from models import backbone_config_class
 from models.actor_critic import NetworkConfig
@@ -286,73 +287,31 @@ def to_dict(config: RunConfig) -> dict:
     return dataclasses.asdict(config)
 
 
-# Settings a config.json written before the setting existed ran with (where that is not
-# today's default): such a file rebuilds the run it describes, not today's preset.
-# Before ppo.bootstrap_truncated existed, the loop bootstrapped a truncation from
-# V(final observation) exactly where the registry then flagged the environment as
-# truncating: these POPGym families and every gymnax environment. Every other environment
-# bootstrapped from 0, Battleship, Concentration, LabyrinthEscape, LabyrinthExplore,
-# MineSweeper and MultiarmedBandit included (they truncate, but were not flagged yet).
-_LEGACY_TRUNCATING_FAMILIES = ("PositionOnlyCartPole", "NoisyPositionOnlyCartPole",
-                               "VelocityOnlyCartPole", "PositionOnlyPendulum",
-                               "NoisyPositionOnlyPendulum")
-_LEGACY_BACKBONE = {"s5": {"c_init": "trunc_standard_normal", "input_projection": True}}
-# Backbone fields renamed since (old name -> new name): every backbone's width is d_model,
-# and minGRU's recurrent width is state_size, as LRU's and Mamba's state widths are named.
-_RENAMED_BACKBONE = {
-    "gru": {"hidden_size": "d_model"},
-    "lstm": {"hidden_size": "d_model"},
-    "mlp": {"hidden_size": "d_model"},
-    "mingru": {"hidden_size": "state_size"},
-}
-
-
-def legacy_bootstrap_truncated(env_id: str) -> bool:
-    """The return target a run written before ``ppo.bootstrap_truncated`` used on ``env_id``:
-    True (V(final observation)) where the environment was then flagged as truncating."""
-    import envs
-
-    entry = envs.ENVS[envs.resolve(env_id)]
-    return entry.suite == "gymnax" or entry.family in _LEGACY_TRUNCATING_FAMILIES
-
-
 def from_dict(data: dict) -> RunConfig:
     """Inverse of ``to_dict``: the backbone section is rebuilt from the model name.
 
-    Files written by earlier versions rebuild the run they describe: a missing setting
-    takes the value those versions used (``_LEGACY_*``; ``ppo.bootstrap_truncated`` per
-    environment, ``legacy_bootstrap_truncated``), a renamed backbone field takes
-    its new name (``_RENAMED_BACKBONE``), ``head_size`` (one encoder layer and one hidden
-    layer per head) becomes ``NetworkConfig.single_layer``, and a memory run's
-    ``env_params`` (kept beside the config then) become ``env.params``.
+    Files written by earlier versions rebuild the run they describe
+    (``compat.upgraded_run``).
     """
-    data = dict(data)
-    # Memory runs written before the environment's settings lived in EnvConfig kept them
-    # beside the config.
-    data.pop("memory_length", None)
-    legacy_env_params = data.pop("env_params", None)
+    data = compat.upgraded_run(data)
     backbone_cls = backbone_config_class(data["model"])
-    legacy_backbone = _LEGACY_BACKBONE.get(data["model"], {})
-    renamed = _RENAMED_BACKBONE.get(data["model"], {})
-    backbone = {renamed.get(name, name): value for name, value in data["backbone"].items()}
-    ppo = dict(data["ppo"])
-    if "bootstrap_truncated" not in ppo:
-        ppo["bootstrap_truncated"] = legacy_bootstrap_truncated(data["env"]["env_id"])
-    if "network" in data:
-        network = NetworkConfig(**data["network"])
-    else:
-        network = NetworkConfig.single_layer(data.pop("head_size"))
     return RunConfig(
         **{
             **data,
-            "backbone": backbone_cls(**{**legacy_backbone, **backbone}),
-            "ppo": PPOConfig(**ppo),
-            "env": EnvConfig(**{"params": legacy_env_params or {}, **data["env"]}),
-            "network": network,
+            "backbone": backbone_cls(**data["backbone"]),
+            "ppo": PPOConfig(**data["ppo"]),
+            "env": EnvConfig(**data["env"]),
+            "network": NetworkConfig(**data["network"]),
         }
     )
 
 
-def to_json(config: RunConfig) -> str:
-    return json.dumps(to_dict(config), indent=2, sort_keys=True)
+def rebuilt_run(run: dict) -> dict:
+    """A config.json run rebuilt through ``from_dict``: today's form, as JSON holds it."""
+    return json.loads(json.dumps(to_dict(from_dict(run))))
+
+
+def rebuilt_runs(doc: dict) -> dict:
+    """``doc`` (a config.json) with every run in today's form (``rebuilt_run``)."""
+    return {**doc, "runs": [rebuilt_run(run) for run in doc.get("runs", [])]}
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.compat import folder_command
 from benchmark.results import collect_meta, write_json
 
 
@@ -130,8 +131,7 @@ def saved_config(run_dir: Path, command: str) -> dict:
         saved = read_run_config(run_dir)
     except ValueError as error:
         raise RunFolderError(f"{run_dir}: {error}") from None
-    # Speed folders written before config.json named its command hold a SpeedConfig.
-    if saved.get("command", "speed" if "seq_lens" in saved else None) != command:
+    if folder_command(saved) != command:
         raise RunFolderError(f"{run_dir}: a {saved.get('command')!r} run folder, not a "
                              f"{command!r} one")
     return saved
@@ -199,11 +199,6 @@ class RunFolder:
 
     def save_meta(self) -> None:
         write_json(self.path / "meta.json", self.meta)
-
-    def record(self, **info: Any) -> None:
-        """Add top-level entries to meta.json and write it."""
-        self.meta.update(info)
-        self.save_meta()
 
 
 def create(out: Path, run_id: str | None, force: bool, config_doc: Mapping[str, Any],

@@ -1,7 +1,7 @@
 """What every CSV s5bench writes holds: file names, columns in order, closed vocabularies.
 
-One place for the shape of the results, read by the writers (``benchmark.sweep``,
-``benchmark.speed``, ...) and by ``benchmark.figures``. Plain tuples only: importing this
+One place for the shape of the results, read by the writers (``benchmark.experiments.cells``,
+``benchmark.measure.speed``, ...) and by ``benchmark.figures``. Plain tuples only: importing this
 module imports nothing else, so ``s5bench --help`` and the figures stay free of JAX.
 
 A training run's CSVs carry its experiment's label columns first (``POPGYM_LABELS``, ...),
@@ -29,7 +29,6 @@ SUMMARY_COLUMNS = ("seed", "status", "final_return", "best_return", "mmer", "env
                    "diverged_update", "message")
 # ok: trained to the end; diverged: a non-finite loss or parameters froze the seed;
 # error: the cell failed (out of memory, a compile error), its message says why.
-RUN_STATUSES = ("ok", "diverged", "error")
 
 TRIAL_COLUMNS = ("model", "seed", "split", "suite", "env", "trial", "mean_return",
                  "meta_episodes")
@@ -57,7 +56,6 @@ SPEED_CSV = "speed.csv"  # one row per (model, evaluation, mode, seq_len, batch)
 SPEED_COLUMNS = ("model", "evaluation", "mode", "seq_len", "batch", "d_model", "num_layers",
                  "status", "compile_s", "median_s", "min_s", "max_s", "iqr_s", "repeats",
                  "tokens_per_s", "peak_memory_bytes", "device", "backend", "message")
-SPEED_STATUSES = ("ok", "oom", "timeout", "error", "skipped")
 # train: forward + backward + optimizer update over [T, B]; infer: one forward over
 # [T, B]; rollout: T single-step calls threading the carry, as when acting.
 MODES = ("train", "infer", "rollout")

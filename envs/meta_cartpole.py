@@ -103,7 +103,7 @@ class MetaCartPole(environment.Environment[MetaCartPoleState, MetaCartPoleParams
 
     PAPER_TRIAL_LENGTH = 200
     PAPER_OBS_SIZE = 4
-    # The meta settings (``benchmark.meta_rl.MetaSettings``) it takes; it has no action
+    # The meta settings (``benchmark.experiments.meta_rl.MetaSettings``) it takes; it has no action
     # projection, and its trials always restart from one state.
     SETTINGS = ("num_trials", "trial_length", "obs_size")
 

@@ -4,7 +4,7 @@ A built-in backbone is one module and one entry in ``models.registry.BACKBONES``
 backbone from another package is a plugin (an entry point in ``s5bench.backbones``, or an
 import path ``package.module:ConfigClass``). Both resolve through
 ``models.registry.backbone`` and keep the ``BackboneConfig`` protocol; ``s5bench check``
-(``benchmark/conformance.py``) tests the Memory contract of either. The PPO loop never
+(``benchmark/measure/conformance.py``) tests the Memory contract of either. The PPO loop never
 names a backbone class.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 from models import _xla_workarounds  # noqa: F401  (must run before JAX starts; see module)
 from models.registry import (
     BACKBONES,
-    MEMORY_BACKBONES,
     Backbone,
     BackboneConfig,
     backbone,
@@ -23,7 +22,6 @@ from models.registry import (
 
 __all__ = [
     "BACKBONES",
-    "MEMORY_BACKBONES",
     "Backbone",
     "BackboneConfig",
     "backbone",

@@ -75,6 +75,35 @@ def stacked_layers(block: type[nn.Module], num_layers: int, *args: Any,
                    in_axes=(0, nn.broadcast), length=num_layers)(*args, name=name, **kwargs)
 
 
+
+def stacked_memory(block: type[nn.Module], config: Any, carry: Carry, inputs: jax.Array,
+                   resets: jax.Array, *, project: bool = False) -> tuple[Carry, jax.Array]:
+    """The shell of the scan backbones (S5, LRU, Mamba, minGRU): project, stack, re-major.
+
+    Inputs of another width than ``config.d_model`` (or all inputs, with ``project``) first
+    pass a Dense named ``encoder``; then ``config.num_layers`` copies of ``block`` run through
+    ``stacked_layers``. The carry is batch-major (``[B, L, ...]`` in every leaf, as the
+    Memory contract asks) but the layer scan takes it layer-major (``[L, B, ...]``), so it is
+    swapped on the way in and back on the way out. Call inside an ``nn.compact`` method: the
+    Dense and the layers become that module's ``encoder`` and ``layers``.
+
+    Args:
+      block: the layer, called as ``(x [T, B, d_model], carry of one layer, resets [T, B])``.
+      config: the backbone's config (``d_model``, ``num_layers``), passed to every layer.
+      carry: ``[B, L, ...]`` leaves.
+      inputs: ``[T, B, D]``.
+      resets: ``[T, B]`` bool.
+
+    Returns:
+      ``(carry, outputs)``: the carry batch-major again, outputs ``[T, B, d_model]``.
+    """
+    x = inputs
+    if project or inputs.shape[-1] != config.d_model:
+        x = nn.Dense(config.d_model, name="encoder")(inputs)
+    layers = stacked_layers(block, config.num_layers, config)
+    x, carry = layers(x, jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), carry), resets)
+    return jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), carry), x
+
 # The score of a key a query may not see: finite, so that even a fully masked row could not
 # give NaN (none exists in s5bench's attention: a step always sees itself).
 MASKED_SCORE = -1e30

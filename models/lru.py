@@ -57,7 +57,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from models.base import Carry, stacked_layers
+from models.base import Carry, stacked_memory
 from models.linear_scan import SCANS, Evaluation, check_evaluation, resolve_evaluation
 
 
@@ -164,13 +164,7 @@ class LRUMemory(nn.Module):
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
-        cfg = self.config
-        x = inputs
-        if inputs.shape[-1] != cfg.d_model:
-            x = nn.Dense(cfg.d_model, name="encoder")(inputs)
-        layers = stacked_layers(LRUBlock, cfg.num_layers, cfg)
-        x, h = layers(x, jnp.swapaxes(carry, 0, 1), resets)
-        return jnp.swapaxes(h, 0, 1), x
+        return stacked_memory(LRUBlock, self.config, carry, inputs, resets)
 
 
 @dataclass(frozen=True, kw_only=True)

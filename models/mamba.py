@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.base import Carry, stacked_layers
+from models.base import Carry, stacked_memory
 from models.linear_scan import SCANS, Evaluation, check_evaluation, resolve_evaluation
 
 # PyTorch's default for nn.Linear and nn.Conv1d weights (kaiming_uniform, a = sqrt 5):
@@ -197,15 +197,8 @@ class MambaMemory(nn.Module):
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
-        cfg = self.config
-        x = inputs
-        if inputs.shape[-1] != cfg.d_model:
-            x = nn.Dense(cfg.d_model, name="encoder")(inputs)
-        layers = stacked_layers(MambaBlock, cfg.num_layers, cfg)
-        layer_major = jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), carry)
-        x, carry = layers(x, layer_major, resets)
-        x = nn.RMSNorm(epsilon=1e-5, name="norm_f")(x)
-        return jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), carry), x
+        carry, x = stacked_memory(MambaBlock, self.config, carry, inputs, resets)
+        return carry, nn.RMSNorm(epsilon=1e-5, name="norm_f")(x)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -56,7 +56,6 @@ BACKBONES: dict[str, type] = {
     "mlp": MLPConfig,
 }
 
-MEMORY_BACKBONES = tuple(name for name in BACKBONES if name != "mlp")
 
 
 @runtime_checkable

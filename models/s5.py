@@ -31,21 +31,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.base import Carry, stacked_layers
-from models.linear_scan import (  # noqa: F401  (default_evaluation: re-exported for callers)
-    Evaluation,
-    default_evaluation,
-    scan_parallel,
-    scan_sequential,
-)
+from models.base import Carry, stacked_memory
+from models.linear_scan import SCANS, Evaluation, check_evaluation, resolve_evaluation
 from models.ssm_init import DiagonalHiPPO, make_s5_init
 
 # ----------------------------------------------------------------------------- the scans
 
 # The reset-aware recurrence x_t = (0 if resets[t] else lambda_bar * x_{t-1}) + bu_t, with
-# the incoming carry folded into element 0, lives in models/linear_scan.py (shared with
-# the LRU, Mamba and minGRU backbones). For S5 ``a`` is the fixed ``lambda_bar [P]``.
-SCANS = {"parallel": scan_parallel, "sequential": scan_sequential}
+# the incoming carry folded into element 0, is models/linear_scan.py's ``SCANS`` (shared
+# with the LRU, Mamba and minGRU backbones). For S5 ``a`` is the fixed ``lambda_bar [P]``.
 
 # How C is drawn, as an ``[H, N, 2]`` real array (N the states before conjugate halving)
 # that is then multiplied by the eigenvectors V. Names follow the reference's ``C_init``.
@@ -187,13 +181,8 @@ class S5Memory(nn.Module):
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array):
-        cfg = self.config
-        x = inputs
-        if cfg.input_projection or inputs.shape[-1] != cfg.d_model:
-            x = nn.Dense(cfg.d_model, name="encoder")(inputs)
-        layers = stacked_layers(S5Block, cfg.num_layers, cfg)
-        x, h = layers(x, jnp.swapaxes(carry, 0, 1), resets)
-        return jnp.swapaxes(h, 0, 1), x
+        return stacked_memory(S5Block, self.config, carry, inputs, resets,
+                              project=self.config.input_projection)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,10 +205,7 @@ class S5Config:
     evaluation: str = "auto"  # parallel | sequential | auto (sequential on CPU, parallel else)
 
     def __post_init__(self):
-        if self.evaluation not in ("auto", *SCANS):
-            raise ValueError(
-                f"s5 evaluation must be one of auto, parallel, sequential; got {self.evaluation!r}"
-            )
+        check_evaluation("s5", self.evaluation)
         if self.c_init not in C_INITS:
             raise ValueError(
                 f"s5 c_init must be one of {', '.join(C_INITS)}; got {self.c_init!r}")
@@ -234,7 +220,7 @@ class S5Config:
     @property
     def resolved_evaluation(self) -> Evaluation:
         """The evaluation that will run on the current default backend."""
-        return default_evaluation() if self.evaluation == "auto" else self.evaluation
+        return resolve_evaluation(self.evaluation)
 
     @property
     def num_complex_states(self) -> int:

@@ -44,15 +44,15 @@ def pytest_collection_modifyitems(config, items):
 def no_compile(monkeypatch):
     """Fail the test if a command reaches training (validation must come first).
 
-    Every training command trains through ``benchmark.experiments.train``, which calls
+    Every training command trains through ``benchmark.experiments.jobs.train``, which calls
     ``run_cells`` by the name it imported.
     """
-    import benchmark.experiments
+    import benchmark.experiments.jobs
 
     def boom(*args, **kwargs):
         raise AssertionError("training started despite bad input")
 
-    monkeypatch.setattr(benchmark.experiments, "run_cells", boom)
+    monkeypatch.setattr(benchmark.experiments.jobs, "run_cells", boom)
 
 
 @pytest.fixture

@@ -91,9 +91,9 @@ def test_env_all_runs_every_popgym_env_and_writes_aggregate(tmp_path, monkeypatc
     injected returns (env number i of 48 returns i/100 + seed/10) so nothing compiles."""
     import numpy as np
 
-    import benchmark.sweep as experiment
-    from benchmark.sharding import plan_mesh
-    from benchmark.training import RunResult
+    import benchmark.experiments.cells as experiment
+    from benchmark.train.loop import RunResult
+    from benchmark.train.sharding import plan_mesh
 
     trained = []
 
@@ -151,8 +151,8 @@ def test_s5_evaluation_auto_is_sequential_on_cpu_and_parallel_elsewhere(monkeypa
     monkeypatch.setattr(s5.jax, "default_backend", lambda: "gpu")
     assert (auto.resolved_evaluation, auto.build().config.evaluation) == ("parallel", "parallel")
     assert S5Config(evaluation="sequential").build().config.evaluation == "sequential"
-    from benchmark.experiments import _resolved_settings
-    from benchmark.sweep import Cell
+    from benchmark.experiments.jobs import _resolved_settings
+    from benchmark.experiments.types import Cell
 
     config = type("C", (), {"model": "s5", "backbone": auto})
     assert _resolved_settings([Cell({}, config)]) == {"s5_evaluation": "parallel"}
@@ -163,7 +163,7 @@ def test_family_run_end_to_end_with_a_failing_cell(tmp_path, monkeypatch, clock_
     ClockMedium) is `error` rows and exit status 1 while the others train; curves.csv
     reports the episode returns the Clock pays (6) and the episodes counted by hand;
     aggregate.csv averages the finished envs and counts the failed seeds."""
-    import benchmark.training as training
+    import benchmark.train.loop as training
 
     real = training.build_trainer
 

@@ -173,21 +173,21 @@ def test_resume_names_a_plugin_that_is_missing_or_at_another_version(installed, 
 @pytest.fixture
 def stopped_training(monkeypatch):
     """Training exits (status 2) where it would start, after the run folder is written."""
-    import benchmark.experiments
+    import benchmark.experiments.jobs
 
     def refuse(*args, **kwargs):
         raise SystemExit(2)
 
-    monkeypatch.setattr(benchmark.experiments, "run_cells", refuse)
+    monkeypatch.setattr(benchmark.experiments.jobs, "run_cells", refuse)
 
 
 def test_sharded_plugin_run_merges(installed, tmp_path, monkeypatch):
     """Two shards of a plugin sweep merge into one run folder that records the plugins (training stubbed)."""
     import numpy as np
 
-    import benchmark.sweep as sweep
-    from benchmark.sharding import plan_mesh
-    from benchmark.training import RunResult
+    import benchmark.experiments.cells as sweep
+    from benchmark.train.loop import RunResult
+    from benchmark.train.sharding import plan_mesh
 
     def run_training(config, on_chunk, *, on_compiled, **kwargs):
         plan = plan_mesh(config.num_seeds, config.ppo.num_envs, 1)

@@ -15,7 +15,6 @@ from benchmark.config import (
     override,
     settable_keys,
     to_dict,
-    to_json,
 )
 from models import BACKBONES
 
@@ -25,7 +24,7 @@ from models import BACKBONES
 def test_every_preset_builds_and_round_trips_through_json(preset, model):
     """make_preset(...) -> JSON -> from_dict gives back an equal config."""
     config = make_preset(preset, model, "RepeatFirstEasy", num_seeds=3)
-    assert from_dict(json.loads(to_json(config))) == config
+    assert from_dict(json.loads(json.dumps(to_dict(config)))) == config
 
 
 def test_paper_preset_is_the_papers_settings():
@@ -66,15 +65,15 @@ def test_committed_reference_runs_rebuild_the_runs_they_describe(path):
     settings existed rebuild the network they ran with; the experiment's normalise brings
     old files to today's form (memory lengths beside the config, meta settings at the top),
     and today's form survives a JSON round trip."""
-    from benchmark import experiments
-    from benchmark.sweep import rebuilt_run
+    from benchmark.config import rebuilt_run
+    from benchmark.experiments import jobs
 
     doc = json.loads(path.read_text())
     runs = doc.get("runs", [])
     if not runs:  # speed and envs --bench folders: settings, not runs
         assert doc.get("command", "speed") in ("speed", "envs --bench")
         return
-    exp = experiments.experiment(doc["command"])
+    exp = jobs.experiment(doc["command"])
     for run, new in zip(runs, exp.normalise(doc)["runs"], strict=True):
         cell = exp.make_cell(from_dict(new))
         assert rebuilt_run(new) == new
@@ -128,7 +127,7 @@ def test_gymnax_runs_from_before_the_setting_bootstrapped():
     """A gymnax run (a memory run's MemoryChain) written before the setting rebuilds with
     bootstrapping on, as the loop then did for every gymnax environment."""
     config = make_preset("quick", "gru", "MemoryChain-bsuite")
-    old_style = json.loads(to_json(config))
+    old_style = json.loads(json.dumps(to_dict(config)))
     del old_style["ppo"]["bootstrap_truncated"]
     assert from_dict(old_style).ppo.bootstrap_truncated
     old_style["env"]["env_id"] = "BattleshipEasy"
@@ -146,7 +145,7 @@ def _truncates(env_id: str) -> bool:
 def test_renamed_backbone_fields_rebuild_from_old_names(model, new):
     """A config.json with the old name hidden_size rebuilds the backbone with that value under the new name."""
     config = make_preset("quick", model)
-    old_style = json.loads(to_json(config))
+    old_style = json.loads(json.dumps(to_dict(config)))
     del old_style["backbone"][new]
     old_style["backbone"]["hidden_size"] = 48
     backbone = dataclasses.replace(config.backbone, **{new: 48})

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmark.experiments.cells import summarize_returns
 from benchmark.metrics import max_mean_episodic_return, mmer_per_seed
 from benchmark.results import CsvLog, filter_rows
 from benchmark.run_folder import RunExistsError, make_run_dir
-from benchmark.sweep import summarize_returns
 
 
 def test_rows_are_on_disk_before_close(tmp_path):
@@ -115,7 +115,7 @@ def test_mmer_from_a_hand_worked_curves_table():
 
 def test_aggregate_weighs_environments_equally_and_skips_failures():
     """Per-model means average seeds within an env first; failed rows are counted, not used."""
-    from benchmark.aggregate import aggregate_by_model
+    from benchmark.experiments.aggregate import aggregate_by_model
 
     def row(env, seed, mmer, status="ok"):
         return {"model": "s5", "env": env, "seed": seed, "status": status, "mmer": mmer,

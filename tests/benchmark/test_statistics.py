@@ -13,7 +13,7 @@ import scipy.stats
 from rliable import metrics as rly
 
 from benchmark import statistics as st
-from benchmark.aggregate import aggregate_by_model, comparison_rows
+from benchmark.experiments.aggregate import aggregate_by_model, comparison_rows
 from benchmark.schema import INTERVAL_METRICS
 
 
@@ -175,7 +175,7 @@ def test_heat_map_mean_row_and_aggregate_share_one_definition_when_a_seed_diverg
 def test_aggregate_intervals_hold_their_points_and_a_fixed_seed_gives_the_same_file(tmp_path):
     """aggregate.csv and comparison.csv are the same bytes twice with the same seed and differ
     with another; every interval holds its point estimate."""
-    from benchmark.experiments import _popgym_finish
+    from benchmark.experiments.popgym import _popgym_finish
 
     rows = _summary_rows()
     files = {}

@@ -208,7 +208,8 @@ def test_suites_registered_and_held_out_disjoint():
     """Every suite is a registered `meta` env with scaled rewards; held-out never trains."""
     from benchmark.describe import env_lines
 
-    listed = "\n".join(env_lines("meta"))
+    lines, _ = env_lines("meta")
+    listed = "\n".join(lines)
     for name, members in SUITES.items():
         assert ENVS[name].suite == "meta" and name in listed
         assert all(member in RETURN_BOUNDS for member in members)
@@ -261,7 +262,7 @@ def test_trials_restart_from_the_first_start_state_only_with_same_start(same_sta
 def test_projected_cartpole_restarts_trials_and_paper_evaluates_32_trials():
     """ProjectedCartPole trials share a start state; the paper preset evaluates 32 trials
     (trained on 16), as the paper's code does."""
-    from benchmark.meta_rl import make_settings
+    from benchmark.experiments.meta_rl import make_settings
 
     assert make_meta_env("ProjectedCartPole").same_start
     assert not make_meta_env("MetaControl").same_start

@@ -117,7 +117,7 @@ def test_time_limit_ends_a_trial_and_the_meta_episode_ends_after_k_trials():
 def test_the_papers_settings_through_the_meta_experiment():
     """--preset paper trains MetaCartPole with 16 trials of 200 steps and evaluates 32, with
     the paper's 4-wide projection; quick keeps MetaControl."""
-    from benchmark.meta_rl import make_settings
+    from benchmark.experiments.meta_rl import make_settings
 
     paper = make_settings("paper")
     assert (paper.suite, paper.held_out, paper.num_trials, paper.trial_length,

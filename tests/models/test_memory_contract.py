@@ -1,5 +1,5 @@
 """The Memory contract (models/base.py), checked for every built-in backbone by the library
-function behind `s5bench check` (benchmark/conformance.py): the check a plugin's author runs
+function behind `s5bench check` (benchmark/measure/conformance.py): the check a plugin's author runs
 is the one that guards the built-ins."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from benchmark.conformance import SEQ_LEN, check_backbone, check_config, failed
+from benchmark.measure.conformance import SEQ_LEN, check_backbone, check_config, failed
 from models import BACKBONES
 
 

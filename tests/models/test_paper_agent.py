@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from benchmark.config import make_preset
-from benchmark.training import build_trainer
+from benchmark.train.loop import build_trainer
 from models.actor_critic import ActorCritic, NetworkConfig
 from models.heads import ActionSpec
 

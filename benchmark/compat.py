@@ -1,0 +1,84 @@
+"""Every rule that lets a run folder written by an earlier version rebuild, resume and redraw.
+
+One module, so that what old folders need is in one place and the rest of the code reads
+only today's form: a config.json run (``upgraded_run``, used by ``config.from_dict``), the
+command a speed folder belongs to (``folder_command``) and the options of a speed folder
+written before config.json kept them (``speed_options``). The meta experiment's old
+config.json, whose suite settings lived beside the runs, is rebuilt by its own
+``meta_rl.normalise`` (it needs the suite's settings class).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import envs
+from models.actor_critic import NetworkConfig
+
+# Settings a config.json written before the setting existed ran with (where that is not
+# today's default): such a file rebuilds the run it describes, not today's preset.
+# Before ppo.bootstrap_truncated existed, the loop bootstrapped a truncation from
+# V(final observation) exactly where the registry then flagged the environment as
+# truncating: these POPGym families and every gymnax environment. Every other environment
+# bootstrapped from 0, Battleship, Concentration, LabyrinthEscape, LabyrinthExplore,
+# MineSweeper and MultiarmedBandit included (they truncate, but were not flagged yet).
+_LEGACY_TRUNCATING_FAMILIES = ("PositionOnlyCartPole", "NoisyPositionOnlyCartPole",
+                               "VelocityOnlyCartPole", "PositionOnlyPendulum",
+                               "NoisyPositionOnlyPendulum")
+_LEGACY_BACKBONE = {"s5": {"c_init": "trunc_standard_normal", "input_projection": True}}
+# Backbone fields renamed since (old name -> new name): every backbone's width is d_model,
+# and minGRU's recurrent width is state_size, as LRU's and Mamba's state widths are named.
+_RENAMED_BACKBONE = {
+    "gru": {"hidden_size": "d_model"},
+    "lstm": {"hidden_size": "d_model"},
+    "mlp": {"hidden_size": "d_model"},
+    "mingru": {"hidden_size": "state_size"},
+}
+
+
+def legacy_bootstrap_truncated(env_id: str) -> bool:
+    """The return target a run written before ``ppo.bootstrap_truncated`` used on ``env_id``:
+    True (V(final observation)) where the environment was then flagged as truncating."""
+    entry = envs.ENVS[envs.resolve(env_id)]
+    return entry.suite == "gymnax" or entry.family in _LEGACY_TRUNCATING_FAMILIES
+
+
+def upgraded_run(data: dict) -> dict:
+    """A config.json run in today's form, as plain data (``config.from_dict`` builds it).
+
+    A missing setting takes the value those versions used (``_LEGACY_*``;
+    ``ppo.bootstrap_truncated`` per environment, ``legacy_bootstrap_truncated``), a renamed
+    backbone field takes its new name (``_RENAMED_BACKBONE``), and a memory run's
+    ``env_params`` (kept beside the config then) become ``env.params``, and ``head_size``
+    (one encoder layer and one hidden layer per head, before the network was a setting)
+    becomes ``NetworkConfig.single_layer``.
+    """
+    data = dict(data)
+    # Memory runs written before the environment's settings lived in EnvConfig kept them
+    # beside the config.
+    data.pop("memory_length", None)
+    legacy_env_params = data.pop("env_params", None)
+    renamed = _RENAMED_BACKBONE.get(data["model"], {})
+    backbone = {renamed.get(name, name): value for name, value in data["backbone"].items()}
+    ppo = dict(data["ppo"])
+    if "bootstrap_truncated" not in ppo:
+        ppo["bootstrap_truncated"] = legacy_bootstrap_truncated(data["env"]["env_id"])
+    if "network" not in data:
+        data["network"] = dataclasses.asdict(NetworkConfig.single_layer(data.pop("head_size")))
+    return {**data, "backbone": {**_LEGACY_BACKBONE.get(data["model"], {}), **backbone},
+            "ppo": ppo, "env": {"params": legacy_env_params or {}, **data["env"]}}
+
+
+def folder_command(saved: dict[str, Any]) -> str | None:
+    """The command a config.json belongs to; speed folders written before config.json
+    named its command hold a ``SpeedConfig`` (``seq_lens`` among its fields)."""
+    return saved.get("command", "speed" if "seq_lens" in saved else None)
+
+
+def speed_options(saved: dict) -> dict:
+    """The options of a speed folder written before config.json kept them."""
+    return {"seq_len": saved["seq_lens"], "model": saved["models"], "mode": saved["modes"],
+            "batch": saved["batch"], "d_model": saved["d_model"], "layers": saved["num_layers"],
+            "repeats": saved["repeats"], "warmup": saved["warmup"],
+            "max_seconds": saved["max_seconds"]}

@@ -25,7 +25,7 @@ from benchmark.train.checkpoint import MANIFEST
 
 REPO = Path(__file__).resolve().parents[3]
 
-UPDATES = 16  # of 8 envs x 16 steps, one per chunk, a checkpoint after each
+UPDATES = 8  # of 8 envs x 16 steps, one per chunk, a checkpoint after each
 RUN = ["popgym", "--model", "gru", "--env", "MemoryProbe", "--seeds", "2",
        "--total-steps", str(UPDATES * 8 * 16), "--set", "ppo.num_envs=8",
        "--set", "ppo.num_steps=16", "--set", "ppo.updates_per_chunk=1",

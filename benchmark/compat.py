@@ -2,8 +2,10 @@
 
 One module, so that what old folders need is in one place and the rest of the code reads
 only today's form: a config.json run (``upgraded_run``, used by ``config.from_dict``), the
-command a speed folder belongs to (``folder_command``) and the options of a speed folder
-written before config.json kept them (``speed_options``). The meta experiment's old
+command a speed folder belongs to (``folder_command``), the options of a speed folder
+(or ``envs --bench`` folder) written before config.json kept them (``speed_options``,
+``env_bench_options``) and option fields renamed since
+(``upgraded_options``). The meta experiment's old
 config.json, whose suite settings lived beside the runs, is rebuilt by its own
 ``meta_rl.normalise`` (it needs the suite's settings class).
 """
@@ -82,3 +84,19 @@ def speed_options(saved: dict) -> dict:
             "batch": saved["batch"], "d_model": saved["d_model"], "layers": saved["num_layers"],
             "repeats": saved["repeats"], "warmup": saved["warmup"],
             "max_seconds": saved["max_seconds"]}
+
+
+# Option fields renamed since (old name -> new name): ``--set``'s assignments were kept under
+# typer's parameter name before each command's options were a dataclass.
+_RENAMED_OPTIONS = {"set_": "overrides"}
+
+
+def upgraded_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A config.json ``"options"`` entry in today's field names (``_RENAMED_OPTIONS``)."""
+    return {_RENAMED_OPTIONS.get(name, name): value for name, value in options.items()}
+
+
+def env_bench_options(saved: dict) -> dict:
+    """The options of an ``envs --bench`` folder written before config.json kept them."""
+    return {"env": saved["envs"], "batch": saved["batch"], "steps": saved["num_steps"],
+            "repeats": saved["repeats"]}

@@ -1,4 +1,5 @@
-"""One-line descriptions of the registries, for ``s5bench models`` and ``s5bench envs``."""
+"""One-line descriptions of the registries, for ``s5bench models`` and ``s5bench envs``, and
+the table ``s5bench check`` prints."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+from rich.table import Table
 
 from benchmark.config import make_preset
 
@@ -88,3 +90,19 @@ def env_lines(suite: str | None = None) -> tuple[list[str], list[str]]:
                          f"{origin.import_path}]")
             lines.append(f"{env_id:<34} {entry.suite:<7}{also}")
     return lines, problems
+
+
+def check_table(results: dict[str, list]) -> Table:
+    """One row per subject and property (``conformance.PropertyResult``): the measured
+    maximum error, the tolerance and whether it holds."""
+    table = Table(title="s5bench check: max error (mixed abs/rel, |a-b|/(1+|b|)) against "
+                        "tolerance")
+    for column in ("subject", "property", "max error", "tolerance", "result"):
+        table.add_column(column, justify="right" if column in ("max error", "tolerance")
+                         else "left")
+    for subject, rows in results.items():
+        for result in rows:
+            verdict = "ok" if result.passed else f"FAIL {result.note}".strip()
+            table.add_row(subject, result.name, f"{result.error:.2e}",
+                          f"{result.tolerance:.0e}", verdict)
+    return table

@@ -8,12 +8,13 @@ CSVs. ``--resume DIR`` means the same for every command: continue the run in DIR
 options kept in its config.json; an option given beside it must agree (or, for the list
 options a command calls extendable, adds to the saved list).
 
-Errors name options by the names ``config.json`` keeps them under (``seeds``, ``set_``);
-``cli.py`` turns those into the flags the user typed.
+Errors name options by their fields (``seeds``, ``overrides``), the names ``config.json``
+keeps them under; ``cli.py`` turns those into the flags the user typed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import shutil
@@ -22,10 +23,13 @@ import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from benchmark.compat import folder_command
+from benchmark.compat import folder_command, upgraded_options
+from benchmark.options import Options
 from benchmark.results import collect_meta, write_json
+
+OptionsT = TypeVar("OptionsT", bound=Options)
 
 
 class RunFolderError(ValueError):
@@ -137,21 +141,19 @@ def saved_config(run_dir: Path, command: str) -> dict:
     return saved
 
 
-def resolve_options(command: str, resume: Path | None, given: Mapping[str, Any],
+def resolve_options(command: str, resume: Path | None, options: OptionsT,
                     typed: Collection[str], *, extendable: Collection[str] = (),
-                    legacy: Callable[[dict], dict | None] = lambda saved: None,
-                    ) -> dict[str, Any]:
-    """The options a run is built from: ``given``, or with ``resume`` the run's own.
+                    legacy: Callable[[dict], dict | None] = lambda saved: None) -> OptionsT:
+    """The options a run is built from: ``options``, or with ``resume`` the run's own.
 
-    Every run folder keeps the (normalised) options that built it in config.json, so
-    resuming needs no option at all. An option in ``typed`` (given explicitly, not left at
-    its default) must agree with the saved one, else ``OptionConflict``; options in
-    ``extendable`` (lists) are joined with the saved ones instead. An option the saved run
-    does not know (added to the command since) keeps its given value. For a folder written
-    before options were kept, ``legacy(saved config)`` may rebuild them; if it cannot,
-    ``given`` is used and the settings are compared field by field by ``reopen``.
+    Every run folder keeps the options that built it in config.json, so resuming needs no
+    option at all. A field in ``typed`` (given explicitly, not left at its default) must
+    agree with the saved one, else ``OptionConflict``; fields in ``extendable`` (lists) are
+    joined with the saved ones instead. A field the saved run does not know (added to the
+    command since) keeps its given value. For a folder written before options were kept,
+    ``legacy(saved config)`` may rebuild them; if it cannot, ``options`` are used and the
+    settings are compared field by field by ``check_resumable``.
     """
-    options = json.loads(json.dumps(dict(given)))  # tuples -> lists, as config.json holds
     if resume is None:
         return options
     saved_doc = saved_config(resume, command)
@@ -159,8 +161,10 @@ def resolve_options(command: str, resume: Path | None, given: Mapping[str, Any],
     saved = saved_doc.get("options") or legacy(saved_doc)
     if saved is None:
         return options
-    merged = dict(options)
-    for name, value in options.items():
+    saved = upgraded_options(saved)
+    given = json.loads(json.dumps(dataclasses.asdict(options), default=str))  # as saved
+    merged = dict(given)
+    for name, value in given.items():
         if name not in saved:
             continue
         if name not in typed:
@@ -169,7 +173,7 @@ def resolve_options(command: str, resume: Path | None, given: Mapping[str, Any],
             merged[name] = list(dict.fromkeys([*saved[name], *value]))
         elif value != saved[name]:
             raise OptionConflict(resume, name, saved[name], value)
-    return merged
+    return type(options).from_dict(merged)
 
 
 def check_plugins(run_dir: Path, saved_doc: Mapping[str, Any]) -> None:
@@ -258,16 +262,19 @@ def reopen(run_dir: Path, resume_info: Mapping[str, Any] | None = None) -> RunFo
 
 
 class StopRequest:
-    """Ctrl-C (SIGINT) or SIGTERM asks a run to stop after the measurement in flight.
+    """Ctrl-C (SIGINT) or SIGTERM asks a run, of any command, to stop after the measurement
+    in flight.
 
-    The first signal only sets a flag, which the training loop reads between chunks: it
-    saves a checkpoint and raises ``TrainingInterrupted``. A second Ctrl-C stops at once
-    (``KeyboardInterrupt``), losing at most the chunk in flight. Handlers are installed
-    only in the main thread (signals cannot be caught elsewhere) and restored on exit.
+    The first signal only sets a flag, which the command reads between measurements (the
+    training loop between chunks: it saves a checkpoint; a speed sweep between cells) before
+    raising ``errors.Stopped``. A second Ctrl-C stops at once (``KeyboardInterrupt``),
+    losing at most the measurement in flight. Handlers are installed only in the main
+    thread (signals cannot be caught elsewhere) and restored on exit.
     """
 
-    def __init__(self, announce: Callable[[str], Any] = print):
-        self._announce = announce
+    def __init__(self, announce: Callable[[str], Any] = print,
+                 after: str = "the current chunk and saving a checkpoint"):
+        self._announce, self._after = announce, after
         self._requested = False
         self._previous: dict[int, Any] = {}
 
@@ -278,8 +285,8 @@ class StopRequest:
         if self._requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self._requested = True
-        self._announce(f"{signal.Signals(signum).name}: stopping after the current chunk "
-                       f"and saving a checkpoint (Ctrl-C again to stop at once)")
+        self._announce(f"{signal.Signals(signum).name}: stopping after {self._after} "
+                       f"(Ctrl-C again to stop at once)")
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():

@@ -1,4 +1,4 @@
-"""What a command selects: backbones, environments, lengths, each checked against its registry.
+"""What a command selects: backbones and environments, each checked against its registry.
 
 Each raises ``ConfigError`` naming the config field at fault (``model``, ``env``) and the
 valid choices. The registries are imported inside the functions: ``cli.py`` imports this
@@ -10,45 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from benchmark.errors import ConfigError
-
-
-def parse_lengths(text: str) -> list[int]:
-    """Sequence lengths from ``"A..B"`` or a comma list, sorted and without repeats.
-
-    ``"A..B"`` gives every power of two from A to B inclusive; A and B must be powers of
-    two with A <= B. A comma list (``"100,300"``) may hold any positive integers.
-
-    Raises:
-      ValueError: with a one-line message naming the problem.
-    """
-    text = text.strip()
-    if ".." in text:
-        low_text, _, high_text = text.partition("..")
-        try:
-            low, high = int(low_text), int(high_text)
-        except ValueError:
-            raise ValueError(f"range {text!r} needs two integers, as in 1024..65536") from None
-        for value in (low, high):
-            if value <= 0 or value & (value - 1):
-                raise ValueError(f"range {text!r}: {value} is not a positive power of two "
-                                 f"(use a comma list for other lengths)")
-        if low > high:
-            raise ValueError(f"range {text!r} is reversed; write {high}..{low}")
-        return [2**k for k in range(low.bit_length() - 1, high.bit_length())]
-    parts = [part.strip() for part in text.split(",")]
-    if not any(parts):
-        raise ValueError("no lengths given; write A..B (powers of two) or a comma list "
-                         "such as 256,1024")
-    lengths = []
-    for part in parts:
-        try:
-            value = int(part)
-        except ValueError:
-            raise ValueError(f"{part!r} in {text!r} is not an integer length") from None
-        if value <= 0:
-            raise ValueError(f"length {value} in {text!r} is not positive")
-        lengths.append(value)
-    return sorted(set(lengths))
 
 
 def validated_models(names: Sequence[str]) -> list[str]:

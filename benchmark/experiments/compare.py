@@ -3,7 +3,8 @@
 The runs' ``summary.csv`` rows are joined (several runs, the shards of a sweep, or runs of
 different commands with an ``env`` column) and compared on the environments every backbone
 has, with ``benchmark.statistics``: per environment the mean over seeds with its interval,
-per backbone the aggregate estimates of the normalised score, and P(X > Y) for every pair.
+per backbone the aggregate estimates of the normalised score, and P(X > Y) for every pair;
+``report_lines`` gives the tables and sentences the command prints.
 Runs measured on different devices or with different presets are refused unless
 ``allow_mixed``: their numbers do not answer the same question. No JAX here.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich.table import Table
 
 from benchmark import statistics
 from benchmark.results import device_label
@@ -157,3 +159,74 @@ def compare(paths: Sequence[Path], *, score: str = "mmer", allow_mixed: bool = F
         pairs=statistics.improvement(scores, score, reps=reps, seed=seed),
         seed_sd=float(np.sqrt(variance.mean())) if len(variance) else float("nan"),
         failed={str(m): int(n) for m, n in failed.items()})
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _interval(point: float, low: float, high: float) -> str:
+    if low != low:  # NaN: one seed, no interval
+        return f"{point:.3f} (one seed)"
+    return f"{point:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def report_lines(result: Comparison) -> list:
+    """The tables and sentences `s5bench compare` prints, in order."""
+    name = {"mmer": "MMER", "final_return": "final return"}[result.score]
+    lines: list = [
+        f"[bold]s5bench compare[/]: {len(result.runs)} run folder(s) on "
+        f"{', '.join(result.devices)}, preset {', '.join(result.presets)}; {name} on "
+        f"{len(result.envs)} shared environment(s)"]
+    for model, envs in result.left_out.items():
+        lines.append(f"  {model}: left out {', '.join(envs)} (not every backbone has them)")
+    for model, count in result.failed.items():
+        lines.append(f"  {model}: {count} run(s) diverged or failed, left out")
+    pairs = result.pairs
+    for env in result.envs:
+        cells = result.cells[result.cells["env"] == env].sort_values("mean", ascending=False)
+        table = Table(title=f"{env}: {name}, mean over seeds [95% interval]")
+        for column in ("backbone", "seeds", name):
+            table.add_column(column, justify="left" if column == "backbone" else "right")
+        for row in cells.itertuples():
+            table.add_row(row.model, str(row.runs), _interval(row.mean, row.lo, row.hi))
+        lines.append(table)
+        lines += _verdict_lines(pairs[pairs["env"] == env], f" on {env}", undecided=False)
+    table = Table(title=f"Aggregate over {len(result.envs)} environment(s): normalised {name} "
+                        "[95% interval]")
+    for column in ("backbone", "runs", *statistics.ESTIMATORS):
+        table.add_column(column, justify="left" if column == "backbone" else "right")
+    for row in result.aggregate.sort_values(f"{result.score}_iqm", ascending=False).to_dict(
+            "records"):
+        table.add_row(row["model"], str(row["runs"]), *(
+            _interval(*(row[f"{result.score}_{metric}{bound}"] for bound in ("", "_lo", "_hi")))
+            for metric in statistics.ESTIMATORS))
+    lines.append(table)
+    lines.append(f"Over the {len(result.envs)} shared environment(s), P(X > Y) at 95%:")
+    lines += _verdict_lines(pairs[pairs["env"] == statistics.ALL_ENVS], "", undecided=True)
+    if result.seed_sd == result.seed_sd:
+        need = {d: statistics.seeds_for_difference(result.seed_sd, d) for d in (0.05, 0.1, 0.2)}
+        lines.append(
+            f"Seed noise: the standard deviation over seeds of a cell's normalised {name}, "
+            f"pooled over cells, is {result.seed_sd:.3f}; to tell apart two cells whose mean "
+            f"normalised scores are 0.05 / 0.1 / 0.2 apart (95%, power 0.8) takes about "
+            f"{need[0.05]} / {need[0.1]} / {need[0.2]} seeds each.")
+    return lines
+
+
+def _verdict_lines(pairs, where: str, *, undecided: bool) -> list[str]:
+    """`lru > s5 on E: P = 0.83 [0.61, 0.97]` for the pairs whose interval is clear of 1/2,
+    then, if ``undecided``, the pairs these seeds cannot tell apart."""
+    told, untold = [], []
+    for row in pairs.itertuples():
+        sign = statistics.verdict(row.lo, row.hi)
+        if sign == 0:
+            untold.append(f"{row.model_x} ~ {row.model_y} (P = {row.probability:.2f} "
+                          f"[{row.lo:.2f}, {row.hi:.2f}])")
+        else:
+            better, worse = (row.model_x, row.model_y) if sign > 0 else (row.model_y, row.model_x)
+            p, low, high = ((row.probability, row.lo, row.hi) if sign > 0 else
+                            (1 - row.probability, 1 - row.hi, 1 - row.lo))
+            told.append(f"  {better} > {worse}{where}: P = {p:.2f} [{low:.2f}, {high:.2f}]")
+    if undecided:
+        told.append("  cannot be told apart with these seeds: " + (", ".join(untold) or "none"))
+    return told

@@ -11,33 +11,37 @@ shared, here:
   device settings, all validated before anything is compiled or written;
 - ``open_folder``: create the run folder, or reopen it and plan the resume;
 - ``train``: every cell through ``cells.run_cells`` (the one PPO loop), then ``finish``;
-- sharding: ``options["shard"] = "I/N"`` trains every N-th cell into ``<run>/shard-I-of-N``
+- sharding: ``options.shard = "I/N"`` trains every N-th cell into ``<run>/shard-I-of-N``
   so that many jobs (a SLURM array) split one sweep, and ``merge`` joins the shards into
   the tables one job would have written.
 
-Adding an experiment: a module whose ``plan(options)`` returns the cells and settings,
-one ``Experiment`` entry in ``EXPERIMENTS``, and a command in ``cli.py`` that parses its
-options and calls ``cli._train_command``.
+Adding an experiment: an options class in ``benchmark/options.py`` (its fields are the
+command's flags), a module whose ``plan(options)`` returns the cells and settings, one
+``Experiment`` entry in ``EXPERIMENTS``, and a one-line command in ``cli.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.compat import upgraded_options
 from benchmark.config import ConfigError, from_dict, to_dict
 from benchmark.experiments import memory, meta_rl, popgym
 from benchmark.experiments.cells import Session, run_cells
 from benchmark.experiments.resume import ResumePlan, cell_key, prepare_resume
 from benchmark.experiments.types import Cell, Experiment, Plan
+from benchmark.measure import reference, speed
+from benchmark.options import FolderOptions, ReferenceOptions, RunControl, TrainOptions
 from benchmark.plugins import run_plugins
 from benchmark.results import (
     CsvLog,
     collect_meta,
+    device_info,
     device_label,
     is_primary_process,
     read_raw_rows,
@@ -45,6 +49,7 @@ from benchmark.results import (
     write_json,
 )
 from benchmark.run_folder import (
+    RunExistsError,
     RunFolder,
     RunFolderError,
     check_plugins,
@@ -52,11 +57,9 @@ from benchmark.run_folder import (
     config_difference,
     create,
     reopen,
+    resolve_options,
 )
-from benchmark.schema import (
-    CURVES_CSV,
-    SUMMARY_CSV,
-)
+from benchmark.schema import CURVES_CSV, SPEED_CSV, SUMMARY_CSV
 from benchmark.train.checkpoint import CheckpointSettings
 from benchmark.train.sharding import (
     MultihostError,
@@ -65,6 +68,7 @@ from benchmark.train.sharding import (
     is_multiprocess,
     process_layout,
 )
+from models import registered_backbones
 
 EXPERIMENTS = {"popgym": popgym.EXPERIMENT, "memory": memory.EXPERIMENT,
                "meta": meta_rl.EXPERIMENT}
@@ -94,13 +98,13 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return shard
 
 
-def plan_job(exp: Experiment, options: Mapping[str, Any]) -> Plan:
-    """The experiment's plan, narrowed to the shard ``options["shard"]`` names, if any.
+def plan_job(exp: Experiment, options: TrainOptions) -> Plan:
+    """The experiment's plan, narrowed to the shard ``options.shard`` names, if any.
 
     Shard I of N takes cells I-1, I-1+N, I-1+2N, ... of the whole sweep's order, so the
     shards of a sweep split its cells without overlap whatever the cell count.
     """
-    shard = parse_shard(options.get("shard"))
+    shard = parse_shard(options.shard)
     plan = exp.plan(options)
     if shard is None:
         return plan
@@ -112,13 +116,13 @@ def plan_job(exp: Experiment, options: Mapping[str, Any]) -> Plan:
     return dataclasses.replace(plan, cells=cells, shard=shard)
 
 
-def config_document(exp: Experiment, options: Mapping[str, Any], plan: Plan) -> dict:
+def config_document(exp: Experiment, options: TrainOptions, plan: Plan) -> dict:
     """config.json: the command, its options, the experiment's settings and every run.
 
     A run that uses plugins also records them (``plugins``: import path, distribution and
     version of each), so that it resumes and merges only with the same ones.
     """
-    return {"command": exp.name, "options": dict(options), **plan.settings,
+    return {"command": exp.name, "options": dataclasses.asdict(options), **plan.settings,
             **_plugins_entry(plan.cells), "runs": [to_dict(cell.config) for cell in plan.cells]}
 
 
@@ -139,17 +143,20 @@ class Job:
     """One validated training job: what it trains and where, nothing written yet."""
 
     experiment: Experiment
-    options: dict[str, Any]
+    options: TrainOptions
     plan: Plan
     doc: dict[str, Any]
+    control: RunControl
     checkpoint: CheckpointSettings
-    devices: int | None
-    resume: Path | None
 
 
-def prepare(exp: Experiment, options: dict[str, Any], *, checkpoint: CheckpointSettings,
-            devices: int | None, resume: Path | None) -> Job:
+def prepare(exp: Experiment, options: TrainOptions, control: RunControl,
+            typed: Collection[str] = ()) -> Job:
     """Plan a job, check its devices and, to resume, that the run's settings are these.
+
+    With ``control.resume`` the options are the run's own (``run_folder.resolve_options``):
+    a field in ``typed`` (given on the command line) must agree with the saved one. Models
+    left unset (None) are every registered backbone.
 
     In a multi-process run every process prepares its own job; they then compare them, so
     that a process given other options (another ``--model``, ``--seeds``) stops every
@@ -159,16 +166,25 @@ def prepare(exp: Experiment, options: dict[str, Any], *, checkpoint: CheckpointS
     input, before anything is compiled or written.
     """
     try:
+        options = resolve_options(exp.name, control.resume, options, typed)
+        if options.model is None:
+            options = dataclasses.replace(options, model=tuple(registered_backbones()))
+        if options.shard is not None and control.run_id is None and control.resume is None:
+            raise ConfigError("shard", "needs --run-id: every shard of a sweep writes into "
+                              "the same sweep folder")
         plan = plan_job(exp, options)
-        available_devices(devices)
-        doc = config_document(exp, options, plan)
-        if resume is not None:
-            check_resumable(resume, exp.name, doc, exp.normalise)
+        checkpoint = CheckpointSettings(every_minutes=control.checkpoint_every,
+                                        keep=control.keep_checkpoints)
+        job = Job(exp, options, plan, config_document(exp, options, plan), control,
+                  checkpoint)
+        available_devices(control.devices)
+        if control.resume is not None:
+            check_resumable(control.resume, exp.name, job.doc, exp.normalise)
     except ValueError as error:
         _agree_on_settings(None, error)
         raise
-    _agree_on_settings(doc, None)
-    return Job(exp, options, plan, doc, checkpoint, devices, resume)
+    _agree_on_settings(job.doc, None)
+    return job
 
 
 def _agree_on_settings(doc: Mapping[str, Any] | None, error: Exception | None) -> None:
@@ -192,8 +208,7 @@ def _agree_on_settings(doc: Mapping[str, Any] | None, error: Exception | None) -
                                  f"{difference}; start every process with the same options")
 
 
-def open_folder(job: Job, out: Path, run_id: str | None, force: bool
-                ) -> tuple[RunFolder, ResumePlan | None]:
+def open_folder(job: Job) -> tuple[RunFolder, ResumePlan | None]:
     """Create the job's run folder (a shard's inside its sweep's), or reopen it to resume.
 
     Returns the folder and, on a resume, where each cell continues (``prepare_resume``
@@ -202,10 +217,10 @@ def open_folder(job: Job, out: Path, run_id: str | None, force: bool
     default one is the start time); if it fails, every process stops with its reason.
     """
     if not is_multiprocess():
-        return _open_folder(job, out, run_id, force)
+        return _open_folder(job)
     if is_primary_process():
         try:
-            folder, resume = _open_folder(job, out, run_id, force)
+            folder, resume = _open_folder(job)
         except Exception as error:
             exchange("open_folder", json.dumps({"error": f"{type(error).__name__}: {error}"}))
             raise
@@ -215,7 +230,7 @@ def open_folder(job: Job, out: Path, run_id: str | None, force: bool
     if "error" in primary:
         raise MultihostError(f"process 0 could not open the run folder: {primary['error']}")
     path = Path(primary["path"])
-    if job.resume is None:
+    if job.control.resume is None:
         return RunFolder(path, collect_meta()), None
     # Process 0 has trimmed the CSVs by now: the same plan, read without writing.
     return RunFolder(path, {}, resumed=True), prepare_resume(
@@ -223,27 +238,24 @@ def open_folder(job: Job, out: Path, run_id: str | None, force: bool
         job.experiment.extra_csvs, trim=False)
 
 
-def _open_folder(job: Job, out: Path, run_id: str | None, force: bool
-                 ) -> tuple[RunFolder, ResumePlan | None]:
-    exp, checkpoint = job.experiment, job.checkpoint
+def _open_folder(job: Job) -> tuple[RunFolder, ResumePlan | None]:
+    exp, checkpoint, control = job.experiment, job.checkpoint, job.control
     checkpoint_meta = {"every_minutes": checkpoint.every_minutes, "keep": checkpoint.keep}
-    if job.resume is None:
+    if control.resume is None:
+        out, run_id = control.out_for(exp.name), control.run_id
         if job.plan.shard is not None:
-            if run_id is None:
-                raise ConfigError("shard", "every shard of a sweep writes into the same "
-                                  "sweep folder: give its run id")
-            out, run_id = Path(out) / run_id, shard_name(job.plan.shard)
-        folder = create(out, run_id, force, job.doc,
+            out, run_id = out / run_id, shard_name(job.plan.shard)
+        folder = create(out, run_id, control.force, job.doc,
                         {**_resolved_settings(job.plan.cells), "checkpoint": checkpoint_meta,
-                         "devices_limit": job.devices, **_plugins_entry(job.plan.cells),
+                         "devices_limit": control.devices, **_plugins_entry(job.plan.cells),
                          **process_layout()})
         return folder, None
-    resume = prepare_resume(job.resume, job.plan.cells, exp.labels, checkpoint,
+    resume = prepare_resume(control.resume, job.plan.cells, exp.labels, checkpoint,
                             exp.extra_csvs)
-    folder = reopen(job.resume, resume_info={
+    folder = reopen(control.resume, resume_info={
         "from_update": resume.from_update(job.plan.cells, exp.labels),
         "finished_cells": len(resume.done), "checkpoint": checkpoint_meta,
-        "devices_limit": job.devices, **process_layout()})
+        "devices_limit": control.devices, **process_layout()})
     return folder, resume
 
 
@@ -267,11 +279,12 @@ def train(job: Job, folder: RunFolder, resume: ResumePlan | None, console,
           should_stop: Callable[[], bool] = lambda: False) -> Outcome:
     """Train every cell of the job into ``folder``, then the experiment's finish step.
 
-    Raises ``training.TrainingInterrupted`` when ``should_stop()`` turned true (the cell
-    in flight is checkpointed; ``--resume`` continues it).
+    Raises ``train.loop.TrainingInterrupted`` (an ``errors.Stopped``) when
+    ``should_stop()`` turned true (the cell in flight is checkpointed; ``--resume``
+    continues it).
     """
     exp = job.experiment
-    session = Session(folder.path, checkpoint=job.checkpoint, devices=job.devices,
+    session = Session(folder.path, checkpoint=job.checkpoint, devices=job.control.devices,
                       should_stop=should_stop, resume=resume, meta=folder.meta)
     after = exp.after_cell(job.plan.context, folder.path) if exp.after_cell else None
     rows = run_cells(job.plan.cells, folder.path, exp.labels, console,
@@ -281,6 +294,70 @@ def train(job: Job, folder: RunFolder, resume: ResumePlan | None, console,
 
 def _finish(exp: Experiment, context: Any, run_dir: Path, rows: list[dict]) -> list[Any]:
     return exp.finish(context, run_dir, rows) if exp.finish is not None else []
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+@dataclass
+class ReferenceOutcome:
+    folder: Path  # OUT/<device>/
+    speed_rows: list[dict[str, Any]]  # speed/speed.csv
+    outcome: Outcome  # the end-to-end popgym run's
+    throughput: list[dict[str, Any]]  # throughput.csv
+
+    @property
+    def failed(self) -> bool:
+        """A speed cell raised an error, or an end-to-end seed diverged or failed."""
+        return (any(row["status"] == "error" for row in self.speed_rows)
+                or any(row["status"] != "ok" for row in self.outcome.rows))
+
+
+# The two parts of a reference run: the speed sweep and the end-to-end run.
+REFERENCE_PARTS = ("speed", "paper-throughput")
+
+
+@dataclass
+class ReferenceJob:
+    """A validated reference run: its folder and its two parts, nothing written yet."""
+
+    folder: Path  # OUT/<device>/
+    spec: reference.ReferenceSpec
+    sweep: speed.SpeedJob
+    training: Job
+
+
+def prepare_reference(options: ReferenceOptions) -> ReferenceJob:
+    """Both parts of ``s5bench reference``, validated before anything is measured.
+
+    Raises ``RunExistsError`` when the folder already holds a reference run (unless
+    ``options.force``).
+    """
+    spec = reference.reference_spec("tiny" if options.tiny else "full")
+    folder = options.out / reference.folder_name(device_info(), spec.size)
+    if not options.force and any((folder / part).exists() for part in REFERENCE_PARTS):
+        raise RunExistsError(f"{folder} already holds a reference run")
+    sweep = speed.prepare(spec.speed, FolderOptions(out=folder, run_id=REFERENCE_PARTS[0],
+                                                    force=options.force))
+    training = prepare(EXPERIMENTS["popgym"], spec.popgym_options(),
+                       RunControl(out=folder, run_id=REFERENCE_PARTS[1], force=options.force,
+                                  keep_checkpoints=1))
+    return ReferenceJob(folder, spec, sweep, training)
+
+
+def run_reference(job: ReferenceJob, console,
+                  should_stop: Callable[[], bool] = lambda: False) -> ReferenceOutcome:
+    """The speed sweep, then the end-to-end POPGym run, each through its own job path into
+    ``job.folder``, then ``throughput.csv``. Raises ``errors.Stopped`` when
+    ``should_stop()`` turned true (every finished row is written)."""
+    sweep_folder = speed.open_sweep(job.sweep)
+    speed_rows = speed.run_sweep(job.sweep.config, sweep_folder.path / SPEED_CSV, console,
+                                 should_stop=should_stop)
+    speed.close_sweep(sweep_folder)
+    run_folder, _ = open_folder(job.training)
+    outcome = train(job.training, run_folder, None, console, should_stop)
+    return ReferenceOutcome(job.folder, speed_rows, outcome,
+                            reference.write_results(job.folder, job.spec))
 
 
 # ----------------------------------------------------------------------------- shards
@@ -313,13 +390,14 @@ def merge(sweep_dir: Path, mixed_devices: bool = False) -> tuple[Outcome, Experi
         check_plugins(path, doc)
     first = docs[shards[0]]
     exp = experiment(first.get("command", "?"))
-    options = {k: v for k, v in first["options"].items() if k != "shard"}
-    count = parse_shard(first["options"]["shard"])[1]
+    saved = {path: upgraded_options(doc["options"]) for path, doc in docs.items()}
+    options = {k: v for k, v in saved[shards[0]].items() if k != "shard"}
+    count = parse_shard(saved[shards[0]]["shard"])[1]
     by_index: dict[int, Path] = {}
-    for path, doc in docs.items():
-        if {k: v for k, v in doc["options"].items() if k != "shard"} != options:
+    for path in docs:
+        if {k: v for k, v in saved[path].items() if k != "shard"} != options:
             raise RunFolderError(f"{path}: its options differ from {shards[0]}'s")
-        index, n = parse_shard(doc["options"]["shard"])
+        index, n = parse_shard(saved[path]["shard"])
         if n != count:
             raise RunFolderError(f"{path}: shard of {n}, {shards[0]} of {count}")
         by_index[index] = path
@@ -327,7 +405,8 @@ def merge(sweep_dir: Path, mixed_devices: bool = False) -> tuple[Outcome, Experi
     if missing:
         raise RunFolderError(f"{sweep_dir}: shard(s) {', '.join(map(str, missing))} of "
                              f"{count} missing")
-    whole = exp.plan({**options, "shard": None})
+    whole_options = exp.options.from_dict({**options, "shard": None})
+    whole = exp.plan(whole_options)
     order = [cell_key(cell.labels, exp.labels) for cell in whole.cells]
     owner: dict[tuple[str, ...], Path] = {}
     for index, path in sorted(by_index.items()):
@@ -345,8 +424,7 @@ def merge(sweep_dir: Path, mixed_devices: bool = False) -> tuple[Outcome, Experi
                 f"{' · '.join(unfinished[0])}); resume that shard first")
         owner.update(dict.fromkeys(seeds, path))
 
-    doc = {"command": exp.name, "options": {**options, "shard": None}, **whole.settings,
-           **_plugins_entry(whole.cells), "runs": [to_dict(cell.config) for cell in whole.cells]}
+    doc = config_document(exp, whole_options, whole)
     write_json(sweep_dir / "config.json", doc)
     metas = {path.name: _read_json(path / "meta.json") for path in shards}
     devices = {name: {k: meta[k] for k in _DEVICE_KEYS if k in meta}

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from benchmark.config import ConfigError, RunConfig, build_run_config
 from benchmark.experiments.types import Cell, Experiment, Plan
+from benchmark.options import MemoryOptions, parse_lengths
 from benchmark.schema import MEMORY_LABELS
-from benchmark.selection import parse_lengths, validated_models
+from benchmark.selection import validated_models
 
 ENV_ID = "MemoryChain-bsuite"
 # A cell-seed succeeds when its best mean return (best window of 10% of the updates,
@@ -151,19 +152,20 @@ def success(row: dict[str, Any]) -> bool | None:
 EXTRA_SUMMARY = {"success": success}
 
 
-def plan(options: Mapping[str, Any]) -> Plan:
+def plan(options: MemoryOptions) -> Plan:
     """Every (model, memory length) cell of ``s5bench memory``'s options."""
-    names = validated_models(options["model"])
+    names = validated_models(options.model)
     try:
-        parsed = parse_lengths(options["lengths"])
+        parsed = parse_lengths(options.lengths)
     except ValueError as error:
         raise ConfigError("memory_lengths", str(error)) from None
     lengths = validate_lengths(parsed)
-    cells = build_cells(names, lengths, options["preset"], options["seeds"], options["seed"],
-                        options["total_steps"], options["set_"])
+    cells = build_cells(names, lengths, options.preset, options.seeds, options.seed,
+                        options.total_steps, options.overrides)
     return Plan(cells, settings={"env_id": ENV_ID, "success_return": SUCCESS_RETURN,
                                  "models": names, "memory_lengths": lengths})
 
 
-EXPERIMENT = Experiment(name="memory", labels=MEMORY_LABELS, plan=plan, make_cell=make_cell,
-                        summary_title="memory: mean over seeds", extra_summary=EXTRA_SUMMARY)
+EXPERIMENT = Experiment(name="memory", options=MemoryOptions, labels=MEMORY_LABELS, plan=plan,
+                        make_cell=make_cell, summary_title="memory: mean over seeds",
+                        extra_summary=EXTRA_SUMMARY)

@@ -18,7 +18,7 @@ the policy, the carry reset only at the meta-episode start. ``trials.csv`` gets 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from benchmark.config import (
     rebuilt_run,
 )
 from benchmark.experiments.types import Cell, Experiment, Plan
+from benchmark.options import MetaOptions
 from benchmark.results import CsvLog, read_rows
 from benchmark.schema import META_LABELS, TRIAL_COLUMNS, TRIALS_CSV
 from benchmark.selection import validated_models
@@ -264,14 +265,14 @@ def trial_rows(config: RunConfig, params: Any, settings: MetaSettings, model: st
 # ----------------------------------------------------------------------------- the sweep
 
 
-def plan(options: Mapping[str, Any]) -> Plan:
+def plan(options: MetaOptions) -> Plan:
     """One cell per model of ``s5bench meta``'s options; the settings are the context."""
-    names = validated_models(options["model"])
-    settings = make_settings(options["preset"], options["suite"], options["held_out"],
-                             options["trials"], options["trial_length"],
-                             options["eval_trials"], eval_episodes=options["eval_episodes"])
-    cells = build_cells(names, settings, options["preset"], options["seeds"],
-                        options["seed"], options["total_steps"], options["set_"])
+    names = validated_models(options.model)
+    settings = make_settings(options.preset, options.suite, options.held_out, options.trials,
+                             options.trial_length, options.eval_trials,
+                             eval_episodes=options.eval_episodes)
+    cells = build_cells(names, settings, options.preset, options.seeds, options.seed,
+                        options.total_steps, options.overrides)
     return Plan(cells, settings=dataclasses.asdict(settings),
                 describe=f" on {settings.suite}, K={settings.num_trials}", context=settings)
 
@@ -311,7 +312,7 @@ def _normalise(doc: dict) -> dict:
 
 
 EXPERIMENT = Experiment(
-    name="meta", labels=META_LABELS, plan=plan, make_cell=make_cell,
+    name="meta", options=MetaOptions, labels=META_LABELS, plan=plan, make_cell=make_cell,
     summary_title="meta training: mean over seeds",
     # trials.csv's suite column is the evaluated split's suite, so its rows go by model
     extra_csvs={TRIALS_CSV: ("model",)},

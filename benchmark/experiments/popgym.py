@@ -6,13 +6,13 @@ aggregate.csv, with several backbones comparison.csv (``benchmark.experiments.ag
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from benchmark.config import RunConfig, build_run_config
 from benchmark.experiments.aggregate import aggregate_by_model, comparison_rows
 from benchmark.experiments.types import Cell, Experiment, Plan
+from benchmark.options import PopgymOptions
 from benchmark.results import CsvLog
 from benchmark.schema import (
     AGGREGATE_COLUMNS,
@@ -24,12 +24,12 @@ from benchmark.schema import (
 from benchmark.selection import validated_envs, validated_models
 
 
-def _popgym_plan(options: Mapping[str, Any]) -> Plan:
-    models = validated_models(options["model"])
-    env_ids = validated_envs(options["env"])
+def _popgym_plan(options: PopgymOptions) -> Plan:
+    models = validated_models(options.model)
+    env_ids = validated_envs(options.env)
     cells = [_popgym_cell(build_run_config(
-        options["preset"], model, env_id, num_seeds=options["seeds"], seed=options["seed"],
-        assignments=options["set_"], total_timesteps=options["total_steps"]))
+        options.preset, model, env_id, num_seeds=options.seeds, seed=options.seed,
+        assignments=options.overrides, total_timesteps=options.total_steps))
         for model in models for env_id in env_ids]
     return Plan(cells)
 
@@ -52,6 +52,6 @@ def _popgym_finish(context: Any, run_dir: Path, rows: list[dict]) -> list[Any]:
     return []
 
 
-EXPERIMENT = Experiment(name="popgym", labels=POPGYM_LABELS, plan=_popgym_plan,
-                        make_cell=_popgym_cell, summary_title="popgym: mean over seeds",
-                        finish=_popgym_finish)
+EXPERIMENT = Experiment(name="popgym", options=PopgymOptions, labels=POPGYM_LABELS,
+                        plan=_popgym_plan, make_cell=_popgym_cell,
+                        summary_title="popgym: mean over seeds", finish=_popgym_finish)

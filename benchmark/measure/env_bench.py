@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jax
+from rich.table import Table
 
-from benchmark.errors import ConfigError
+from benchmark.compat import env_bench_options
+from benchmark.errors import ConfigError, Stopped
 from benchmark.measure.timing import time_function
+from benchmark.options import EnvBenchOptions, FolderOptions
+from benchmark.results import CsvLog, device_name, filter_rows, read_rows, write_json
+from benchmark.run_folder import RunFolder, create, reopen, resolve_options
 from benchmark.schema import BENCH_COLUMNS, ENV_BENCH_CSV
+from benchmark.selection import validated_envs
 from envs import make
+
+COMMAND = "envs --bench"  # what config.json names the command
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,25 +119,73 @@ def bench_env(env_id: str, config: EnvBenchConfig, device: str) -> dict:
     return row
 
 
-def open_bench(env_ids: Sequence[str], config: EnvBenchConfig, out: Path,
-               run_id: str | None):
-    """A new run folder for ``envs --bench`` with its config.json and meta.json."""
-    from benchmark.run_folder import create
+@dataclass(frozen=True)
+class BenchJob:
+    """One validated ``envs --bench`` run: what it times and where; nothing written yet."""
 
-    return create(out, run_id, False, {"command": "envs --bench", "envs": list(env_ids),
-                                       **dataclasses.asdict(config)})
+    options: EnvBenchOptions  # a resume's own
+    env_ids: tuple[str, ...]
+    config: EnvBenchConfig
+    folder: FolderOptions
 
 
-def bench_envs(folder, env_ids: Sequence[str], config: EnvBenchConfig,
-               on_start: Callable[[str], None] = lambda env_id: None
-               ) -> Iterator[dict[str, Any]]:
-    """Time each environment, appending its row to env_bench.csv as soon as it is measured."""
-    from benchmark.results import CsvLog, device_name
+def prepare(options: EnvBenchOptions, folder: FolderOptions, typed: Collection[str] = ()
+            ) -> BenchJob:
+    """The environments and settings to time; with ``folder.resume`` the run's own, and
+    environments given beside it add to them. Raises ValueError (``ConfigError``,
+    ``RunFolderError``) on bad input, before anything is compiled."""
+    options = resolve_options(COMMAND, folder.resume, options, typed, extendable=("env",),
+                              legacy=env_bench_options)
+    config = EnvBenchConfig(batch=options.batch, num_steps=options.steps,
+                            repeats=options.repeats)
+    return BenchJob(options, tuple(validated_envs(options.env)), config, folder)
 
+
+def open_bench(job: BenchJob) -> RunFolder:
+    """The run folder, created or (resume) reopened, with config.json and meta.json."""
+    doc = {"command": COMMAND, "options": dataclasses.asdict(job.options),
+           "envs": list(job.env_ids), **dataclasses.asdict(job.config)}
+    if job.folder.resume is None:
+        return create(job.folder.out_for("envs"), job.folder.run_id, job.folder.force, doc)
+    folder = reopen(job.folder.resume)
+    write_json(folder.path / "config.json", doc)  # the environments may have grown
+    return folder
+
+
+def bench_envs(folder: RunFolder, job: BenchJob,
+               on_start: Callable[[str], None] = lambda env_id: None,
+               should_stop: Callable[[], bool] = lambda: False) -> Iterator[dict[str, Any]]:
+    """Time each environment not yet in env_bench.csv, appending its row as soon as it is
+    measured; yields every row, those already there first. Stops before the next
+    environment once ``should_stop()`` is true (``errors.Stopped``)."""
+    path = folder.path / ENV_BENCH_CSV
+    filter_rows(path, lambda row: True)  # drops a line a kill cut off mid-write
+    existing = read_rows(path)
+    yield from existing
+    todo = [env_id for env_id in job.env_ids
+            if env_id not in {row["env"] for row in existing}]
     device = device_name()
-    with CsvLog(folder.path / ENV_BENCH_CSV, BENCH_COLUMNS) as log:
-        for env_id in env_ids:
+    with CsvLog(path, BENCH_COLUMNS) as log:
+        for index, env_id in enumerate(todo):
+            if should_stop():
+                raise Stopped(f"stopped after {index} of {len(todo)} environments")
             on_start(env_id)
-            row = bench_env(env_id, config, device)
+            row = bench_env(env_id, job.config, device)
             log.write(row)
             yield row
+
+
+def bench_table(rows: Iterable[Mapping[str, Any]], device_kind: str, batch: int) -> Table:
+    """env_bench.csv's rows as the command prints them."""
+    table = Table(title=f"environment steps/s on {device_kind} (port: batch {batch})")
+    for name in ("env", "port steps/s", "reference steps/s", "speedup", "compile s"):
+        table.add_column(name, justify="left" if name == "env" else "right")
+
+    def number(value, suffix: str = "") -> str:  # a resumed run's rows read NaN as None
+        return "nan" if value is None else f"{value:,.0f}{suffix}"
+
+    for row in rows:
+        table.add_row(row["env"], number(row["port_steps_per_s"]),
+                      number(row["reference_steps_per_s"]), number(row["speedup"], "x"),
+                      f"{row['compile_s']:.1f}")
+    return table

@@ -16,13 +16,16 @@ both of them on the device at hand and writes ``<out>/<device>/``:
    beside the averaged per-seed projection;
 3. ``figures/``: every figure those CSVs give.
 
-The ``full`` plan is sized for one H100/H200-class GPU (a few minutes, compilation
-included); the ``tiny`` plan runs the same code path on a CPU in about a minute, so the
-command is tested in the suite and never reaches a GPU broken.
+The ``full`` size is for one H100/H200-class GPU (a few minutes, compilation included);
+the ``tiny`` size runs the same code path on a CPU in about a minute, so the command is
+tested in the suite and never reaches a GPU broken. ``benchmark.experiments.jobs
+.run_reference`` runs both parts through the job path every command takes; this module
+says what they measure and turns the end-to-end summary into ``throughput.csv``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import statistics
 from collections.abc import Iterable, Mapping
@@ -30,7 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.measure.speed import SpeedConfig
+from rich.table import Table
+
+from benchmark.config import make_preset, override
+from benchmark.options import PopgymOptions, SpeedOptions
+from benchmark.results import CsvLog, device_name, read_rows, write_json
 from benchmark.schema import SUMMARY_CSV, THROUGHPUT_COLUMNS, THROUGHPUT_CSV
 
 # Lu et al. (2023), section 5.2: POPGym end to end on one NVIDIA A40, 15M environment
@@ -40,7 +47,7 @@ PAPER_A40_SECONDS_PER_SEED = {"s5": 218.0, "gru": 1484.0}
 # The paper's Table 5 environments, by the paper's names (aliases of the POPGym ids).
 TABLE5_ENVS = ("StatelessCartPoleHard", "NoisyStatelessCartPoleHard", "StatelessPendulumHard",
                "NoisyStatelessPendulumHard", "RepeatPreviousHard")
-# The ``env`` label of a model's row averaged over the plan's environments.
+# The ``env`` label of a model's row averaged over the spec's environments.
 MEAN_ENV = "mean"
 
 
@@ -48,11 +55,11 @@ SIZES = ("full", "tiny")
 
 
 @dataclass(frozen=True)
-class ReferencePlan:
-    """What one reference run measures (saved in each part's own ``config.json``)."""
+class ReferenceSpec:
+    """What one reference run measures (``reference.json``; each part's own config.json)."""
 
     size: str  # full (one GPU) | tiny (a CPU, for the test suite)
-    speed: SpeedConfig
+    speed: SpeedOptions  # the speed sweep
     models: tuple[str, ...]  # trained end to end with the preset below
     envs: tuple[str, ...]  # each trained as its own cell
     preset: str
@@ -60,9 +67,15 @@ class ReferencePlan:
     updates: int  # PPO updates per seed (total steps = updates x the preset's update size)
     overrides: tuple[str, ...] = ()  # ``--set`` assignments on the preset (tiny only)
 
+    def popgym_options(self) -> PopgymOptions:
+        """The end-to-end part as ``s5bench popgym`` options."""
+        return PopgymOptions(model=self.models, env=self.envs, seeds=self.seeds,
+                             preset=self.preset, total_steps=total_steps(self),
+                             overrides=self.overrides)
 
-def reference_plan(size: str = "full") -> ReferencePlan:
-    """The ``full`` plan for one H100/H200-class GPU, or the ``tiny`` one for a CPU.
+
+def reference_spec(size: str = "full") -> ReferenceSpec:
+    """The ``full`` size for one H100/H200-class GPU, or the ``tiny`` one for a CPU.
 
     Full: T = 1024..65536 in factors of 4 (each length is its own compile, and compiles
     dominate a GPU sweep's time), training only (the paper's scaling claim), a batch of 16
@@ -73,20 +86,20 @@ def reference_plan(size: str = "full") -> ReferencePlan:
     and ten compiles take.
     """
     if size == "full":
-        return ReferencePlan(
+        return ReferenceSpec(
             size=size,
-            speed=SpeedConfig(
-                seq_lens=(1024, 4096, 16384, 65536),
-                models=("s5", "gru", "lstm", "trxl", "attention", "mlp"),
-                modes=("train",), batch=16, d_model=256, num_layers=4, repeats=3,
+            speed=SpeedOptions(
+                seq_len=(1024, 4096, 16384, 65536),
+                model=("s5", "gru", "lstm", "trxl", "attention", "mlp"),
+                mode=("train",), batch=16, d_model=256, layers=4, repeats=3,
                 warmup=1, max_seconds=20.0),
             models=("s5", "gru"), envs=TABLE5_ENVS, preset="paper", seeds=8, updates=2)
     if size == "tiny":
-        return ReferencePlan(
+        return ReferenceSpec(
             size=size,
-            speed=SpeedConfig(
-                seq_lens=(8, 32), models=("s5", "gru"), modes=("train",), batch=2,
-                d_model=8, num_layers=1, repeats=1, warmup=1, max_seconds=30.0),
+            speed=SpeedOptions(
+                seq_len=(8, 32), model=("s5", "gru"), mode=("train",), batch=2,
+                d_model=8, layers=1, repeats=1, warmup=1, max_seconds=30.0),
             models=("s5",), envs=("StatelessCartPoleHard",), preset="quick", seeds=2,
             updates=2, overrides=("ppo.num_envs=4", "ppo.num_steps=16",
                                   "ppo.num_minibatches=2", "ppo.update_epochs=1",
@@ -94,16 +107,14 @@ def reference_plan(size: str = "full") -> ReferencePlan:
     raise ValueError(f"unknown reference size {size!r}; valid sizes: {', '.join(SIZES)}")
 
 
-def total_steps(plan: ReferencePlan) -> int:
+def total_steps(spec: ReferenceSpec) -> int:
     """Environment steps per seed of the end-to-end part: ``updates`` whole updates."""
-    from benchmark.config import make_preset, override
-
-    config = override(make_preset(plan.preset, plan.models[0], plan.envs[0]), plan.overrides)
-    return plan.updates * config.ppo.steps_per_update
+    config = override(make_preset(spec.preset, spec.models[0], spec.envs[0]), spec.overrides)
+    return spec.updates * config.ppo.steps_per_update
 
 
 def folder_name(info: Mapping[str, Any], size: str = "full") -> str:
-    """``gpu-nvidia-h200``, ``cpu-2core`` (``-tiny`` appended for the tiny plan)."""
+    """``gpu-nvidia-h200``, ``cpu-2core`` (``-tiny`` appended for the tiny size)."""
     if info["backend"] == "cpu":
         name = f"cpu-{info['cpu_count']}core"
     else:
@@ -114,7 +125,7 @@ def folder_name(info: Mapping[str, Any], size: str = "full") -> str:
     return name if size == "full" else f"{name}-{size}"
 
 
-def throughput_rows(summary: Iterable[Mapping[str, Any]], plan: ReferencePlan, device: str
+def throughput_rows(summary: Iterable[Mapping[str, Any]], spec: ReferenceSpec, device: str
                     ) -> list[dict[str, Any]]:
     """One row per (model, environment) from the end-to-end run's ``summary.csv`` rows, then
     one per model averaged over its environments (``env`` = ``MEAN_ENV``).
@@ -136,7 +147,7 @@ def throughput_rows(summary: Iterable[Mapping[str, Any]], plan: ReferencePlan, d
         ok = rate > 0 and all(row["status"] == "ok" for row in seeds)
         projected = PAPER_TOTAL_STEPS / rate if ok else None
         rows.append({
-            "model": model, "env": env, "preset": plan.preset,
+            "model": model, "env": env, "preset": spec.preset,
             "seeds": len(seeds), "env_steps": seeds[0]["env_steps"],
             "compile_s": float(seeds[0]["compile_s"]), "train_s": float(seeds[0]["wall_s"]),
             "env_steps_per_s_per_seed": rate,
@@ -146,11 +157,11 @@ def throughput_rows(summary: Iterable[Mapping[str, Any]], plan: ReferencePlan, d
             "paper_a40_s_per_seed": None,
             "device": device,
         })
-    return rows + [_mean_row(model, [r for r in rows if r["model"] == model], plan, device)
+    return rows + [_mean_row(model, [r for r in rows if r["model"] == model], spec, device)
                    for model in dict.fromkeys(r["model"] for r in rows)]
 
 
-def _mean_row(model: str, rows: list[dict[str, Any]], plan: ReferencePlan, device: str
+def _mean_row(model: str, rows: list[dict[str, Any]], spec: ReferenceSpec, device: str
               ) -> dict[str, Any]:
     """A model's row averaged over its environments: mean times, and the rate that gives the
     mean projected time; no projection if any environment has none."""
@@ -158,7 +169,7 @@ def _mean_row(model: str, rows: list[dict[str, Any]], plan: ReferencePlan, devic
     complete = None not in projected
     mean_projected = statistics.fmean(projected) if complete else None
     return {
-        "model": model, "env": MEAN_ENV, "preset": plan.preset, "seeds": rows[0]["seeds"],
+        "model": model, "env": MEAN_ENV, "preset": spec.preset, "seeds": rows[0]["seeds"],
         "env_steps": rows[0]["env_steps"],
         "compile_s": statistics.fmean(r["compile_s"] for r in rows),
         "train_s": statistics.fmean(r["train_s"] for r in rows),
@@ -171,18 +182,33 @@ def _mean_row(model: str, rows: list[dict[str, Any]], plan: ReferencePlan, devic
     }
 
 
-def write_results(folder: Path, plan: ReferencePlan) -> list[dict[str, Any]]:
-    """``throughput.csv`` from the end-to-end run's summary, and ``plan.json``; the rows."""
-    from benchmark.config import to_dict
-    from benchmark.results import CsvLog, device_name, read_rows, write_json
-
-    rows = throughput_rows(read_rows(folder / "paper-throughput" / SUMMARY_CSV), plan,
+def write_results(folder: Path, spec: ReferenceSpec) -> list[dict[str, Any]]:
+    """``throughput.csv`` from the end-to-end run's summary, and ``reference.json``; the
+    rows."""
+    rows = throughput_rows(read_rows(folder / "paper-throughput" / SUMMARY_CSV), spec,
                            device_name())
     (folder / THROUGHPUT_CSV).unlink(missing_ok=True)
     with CsvLog(folder / THROUGHPUT_CSV, THROUGHPUT_COLUMNS) as log:
         log.write_many(rows)
-    write_json(folder / "plan.json", {"size": plan.size, "speed": to_dict(plan.speed),
-                                      "models": plan.models, "envs": plan.envs,
-                                      "preset": plan.preset, "seeds": plan.seeds,
-                                      "updates": plan.updates, "overrides": plan.overrides})
+    write_json(folder / "reference.json", dataclasses.asdict(spec))
     return rows
+
+
+def throughput_table(rows: list[dict[str, Any]]) -> Table:
+    """The rows of ``throughput.csv`` as the command prints them."""
+
+    def number(value) -> str:
+        return "-" if value is None else f"{value:,.1f}"
+
+    table = Table(title="End to end: the paper preset's throughput and the paper's 15M steps "
+                        "(the paper's A40 figure: per seed, mean of its five environments)")
+    for column in ("model", "env", "seeds", "compile s", "env steps/s per seed",
+                   "15M steps, one vmapped run (s)", "per seed (s)",
+                   "paper A40 per seed (s)"):
+        table.add_column(column, justify="left" if column in ("model", "env") else "right")
+    for row in rows:
+        table.add_row(row["model"], row["env"], str(row["seeds"]), f"{row['compile_s']:.1f}",
+                      number(row["env_steps_per_s_per_seed"]), number(row["projected_15m_s"]),
+                      number(row["projected_15m_s_per_seed"]),
+                      number(row["paper_a40_s_per_seed"]))
+    return table

@@ -28,9 +28,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from benchmark.compat import speed_options
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, Stopped
 from benchmark.measure import timing
 from benchmark.measure.timing import Timing
+from benchmark.options import EXTENDABLE, FolderOptions, SpeedOptions
 from benchmark.plugins import plugin_records
 from benchmark.results import (
     CsvLog,
@@ -42,7 +43,7 @@ from benchmark.results import (
 )
 from benchmark.run_folder import create, reopen, resolve_options, saved_config
 from benchmark.schema import EVALUATIONS, MODES, SPEED_COLUMNS
-from benchmark.selection import parse_lengths, validated_models
+from benchmark.selection import validated_models
 from benchmark.train.devices import is_out_of_memory
 from models import backbone_config_class, registered_backbones
 
@@ -256,11 +257,13 @@ def run_sweep(
     csv_path: Path,
     console=None,
     measure: Callable[..., dict[str, Any]] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> list[dict[str, Any]]:
     """Measure every cell not already in ``csv_path``, appending a row per cell.
 
     ``measure(cell, config, device, backend, on_phase=...) -> row`` defaults to
-    ``measure_cell``.
+    ``measure_cell``. When ``should_stop()`` turns true the sweep stops after the cell in
+    flight, raising ``errors.Stopped`` (its row is written; a resume measures the rest).
 
     Returns:
       Every row of the sweep: those found in the file (numbers as numbers, empty cells as
@@ -283,6 +286,8 @@ def run_sweep(
     with CsvLog(csv_path, SPEED_COLUMNS) as log, _progress(console) as progress:
         task = progress.add_task("", total=len(cells), cell="", phase="", left=len(cells))
         for index, cell in enumerate(cells):
+            if should_stop():
+                raise Stopped(f"stopped after {index} of {len(cells)} cells")
             progress.update(task, cell=cell.title, phase="", left=len(cells) - index)
             reason = skip_reason(cell, state)
             if reason is not None:
@@ -322,38 +327,40 @@ def _progress(console):
 # ----------------------------------------------------------------------------- config and report
 
 
-def prepare(given: Mapping[str, Any], typed: Collection[str], resume: Path | None
-            ) -> tuple[dict[str, Any], SpeedConfig]:
-    """The sweep's options (with ``resume``, the run's own, extended) and its config.
+@dataclass(frozen=True)
+class SpeedJob:
+    """One validated speed sweep: its options (a resume's own, extended), the config it
+    measures and where it writes; nothing written yet."""
 
-    ``given``: ``seq_len`` (text, ``parse_lengths``), ``model`` and ``mode`` (lists, or
-    None for all), ``batch``, ``d_model``, ``layers``, ``repeats``, ``warmup``,
-    ``max_seconds``. ``seq_len``, ``model`` and ``mode`` given beside ``resume`` add to the
-    sweep; any other option must agree. Raises ValueError (``ConfigError``,
+    options: SpeedOptions
+    config: SpeedConfig
+    folder: FolderOptions
+
+
+def prepare(options: SpeedOptions, folder: FolderOptions, typed: Collection[str] = ()
+            ) -> SpeedJob:
+    """The sweep's options (with ``folder.resume``, the run's own, extended) and its config.
+
+    Models and modes left unset (None) are every registered backbone and every mode.
+    ``seq_len``, ``model`` and ``mode`` given beside a resume add to the sweep; any other
+    field in ``typed`` must agree with the saved one. Raises ValueError (``ConfigError``,
     ``RunFolderError``) on bad input.
     """
-    try:
-        lengths = parse_lengths(given["seq_len"])
-    except ValueError as error:
-        raise ConfigError("seq_lens", str(error)) from None
-    names = validated_models(registered_backbones() if given["model"] is None
-                             else given["model"])
-    modes = list(MODES) if given["mode"] is None else list(dict.fromkeys(given["mode"]))
-    options = resolve_options("speed", resume,
-                              {**given, "seq_len": lengths, "model": names, "mode": modes},
-                              typed, extendable=("seq_len", "model", "mode"),
-                              legacy=speed_options)
+    options = dataclasses.replace(
+        options, model=tuple(validated_models(registered_backbones() if options.model is None
+                                              else options.model)),
+        mode=MODES if options.mode is None else tuple(dict.fromkeys(options.mode)))
+    options = resolve_options("speed", folder.resume, options, typed,
+                              extendable=EXTENDABLE["speed"], legacy=speed_options)
     config = SpeedConfig(
-        seq_lens=tuple(sorted(options["seq_len"])),
-        models=tuple(validated_models(options["model"])),  # a resume's saved ones too
-        modes=tuple(options["mode"]), batch=options["batch"], d_model=options["d_model"],
-        num_layers=options["layers"], repeats=options["repeats"], warmup=options["warmup"],
-        max_seconds=options["max_seconds"])
-    if resume is not None:
-        _check_same_measurement(saved_config(resume, "speed"), config)
-    return options, config
-
-
+        seq_lens=tuple(sorted(options.seq_len)),
+        models=tuple(validated_models(options.model)),  # a resume's saved ones too
+        modes=options.mode, batch=options.batch, d_model=options.d_model,
+        num_layers=options.layers, repeats=options.repeats, warmup=options.warmup,
+        max_seconds=options.max_seconds)
+    if folder.resume is not None:
+        _check_same_measurement(saved_config(folder.resume, "speed"), config)
+    return SpeedJob(options, config, folder)
 
 
 def _check_same_measurement(saved: Mapping[str, Any], config: SpeedConfig) -> None:
@@ -367,21 +374,22 @@ def _check_same_measurement(saved: Mapping[str, Any], config: SpeedConfig) -> No
                           f"these settings differ from its config.json: {details}")
 
 
-def open_sweep(options: Mapping[str, Any], config: SpeedConfig, out: Path,
-               run_id: str | None, force: bool, resume: Path | None):
+def open_sweep(job: SpeedJob):
     """The sweep's run folder, created or (``resume``) reopened, config.json (re)written.
 
     Timings on a shared machine depend on what else runs: meta.json (a resume's entry for a
     resumed sweep) keeps the load average beside them; ``close_sweep`` adds the one at the
     end.
     """
-    plugins = plugin_records(config.models, ())
+    plugins = plugin_records(job.config.models, ())
     used = {"plugins": plugins} if plugins else {}  # config.json and meta.json keep them
-    doc = {"command": "speed", "options": dict(options), **dataclasses.asdict(config), **used}
+    doc = {"command": "speed", "options": dataclasses.asdict(job.options),
+           **dataclasses.asdict(job.config), **used}
     load = {"load_average": list(os.getloadavg())}
-    if resume is None:
-        return create(out, run_id, force, doc, {**load, **used})
-    folder = reopen(resume, load)
+    if job.folder.resume is None:
+        return create(job.folder.out_for("speed"), job.folder.run_id, job.folder.force, doc,
+                      {**load, **used})
+    folder = reopen(job.folder.resume, load)
     write_json(folder.path / "config.json", doc)  # the sweep may have grown
     return folder
 

@@ -19,6 +19,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from benchmark.config import RunConfig
+from benchmark.errors import Stopped
 from benchmark.train.checkpoint import CellCheckpoints
 from benchmark.train.devices import planned_memory_bytes
 from benchmark.train.ppo import RunnerState, Trainer, make_train
@@ -87,11 +88,12 @@ class RunResult:
     mesh: MeshPlan  # how seeds and environments were spread over devices
 
 
-class TrainingInterrupted(Exception):
+class TrainingInterrupted(Stopped):
     """A stop was asked for (Ctrl-C, SIGTERM); the state is checkpointed at ``update``."""
 
     def __init__(self, update: int, num_updates: int, saved: bool):
-        super().__init__(f"stopped at update {update} of {num_updates}")
+        super().__init__(f"stopped at update {update} of {num_updates} "
+                         f"({'checkpoint saved' if saved else 'nothing new to save'})")
         self.update, self.num_updates, self.saved = update, num_updates, saved
 
 

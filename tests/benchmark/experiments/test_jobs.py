@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 import cli
 from benchmark.config import ConfigError, build_run_config, from_dict, to_dict
 from benchmark.experiments import jobs
+from benchmark.options import MemoryOptions, MetaOptions, PopgymOptions
 
 runner = CliRunner()
 
@@ -38,15 +39,12 @@ def test_build_run_config_order_preset_adaptation_overrides_budget():
 
 
 OPTIONS = {
-    "popgym": {"model": ["s5", "mlp"], "env": ["RepeatFirstEasy", "CountRecallHard"],
-               "seeds": 2, "preset": "quick", "total_steps": None, "set_": ["ppo.lr=3e-4"],
-               "seed": 1, "shard": None},
-    "memory": {"model": ["trxl", "gru"], "lengths": "4..16", "seeds": 2, "preset": "quick",
-               "total_steps": 65536, "set_": [], "seed": 0, "shard": None},
-    "meta": {"model": ["lstm"], "suite": "MetaControl", "held_out": "default",
-             "trials": None, "trial_length": None, "eval_episodes": 8, "eval_trials": None,
-             "seeds": 1, "preset": "paper", "total_steps": None, "set_": [], "seed": 0,
-             "shard": None},
+    "popgym": PopgymOptions(model=("s5", "mlp"), env=("RepeatFirstEasy", "CountRecallHard"),
+                            seeds=2, overrides=("ppo.lr=3e-4",), seed=1),
+    "memory": MemoryOptions(model=("trxl", "gru"), lengths="4..16", seeds=2,
+                            total_steps=65536),
+    "meta": MetaOptions(model=("lstm",), suite="MetaControl", eval_episodes=8,
+                        preset="paper"),
 }
 
 
@@ -70,17 +68,17 @@ def test_every_experiments_config_json_rebuilds_its_cells(name):
 
 def test_shard_selects_every_nth_cell_and_rejects_bad_shards():
     exp = jobs.experiment("popgym")
-    options = {**OPTIONS["popgym"], "model": ["s5", "mlp", "gru"]}  # 6 cells
+    options = dataclasses.replace(OPTIONS["popgym"], model=("s5", "mlp", "gru"))  # 6 cells
     whole = [c.labels for c in exp.plan(options).cells]
-    parts = [[c.labels for c in jobs.plan_job(exp, {**options, "shard": f"{i}/4"}).cells]
+    parts = [[c.labels for c in jobs.plan_job(exp, dataclasses.replace(options, shard=f"{i}/4")).cells]
              for i in (1, 2, 3, 4)]
     assert parts == [whole[0::4], whole[1::4], whole[2::4], whole[3::4]]
     assert [len(p) for p in parts] == [2, 2, 1, 1]
     for bad in ("0/3", "4/3", "2", "a/b"):
         with pytest.raises(ConfigError, match="expected I/N"):
-            jobs.plan_job(exp, {**options, "shard": bad})
+            jobs.plan_job(exp, dataclasses.replace(options, shard=bad))
     with pytest.raises(ConfigError, match="would train none"):
-        jobs.plan_job(exp, {**options, "shard": "7/7"})
+        jobs.plan_job(exp, dataclasses.replace(options, shard="7/7"))
 
 
 TINY = ["--set", "ppo.num_envs=8", "--set", "ppo.num_steps=16", "--set",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 from types import SimpleNamespace
 
 import jax
@@ -111,3 +113,32 @@ def test_reference_rate_counts_every_step(monkeypatch):
     assert rate == pytest.approx(300 / 2.1)
     (reference,) = made
     assert reference.steps == 300 and reference.resets == 1 + 300 // 7
+
+
+def test_envs_bench_stops_on_sigterm_and_resumes_the_rest(tmp_path, monkeypatch):
+    """SIGTERM while an environment is timed: its row is written, the bench stops with exit
+    130 and the resume command, and --resume times only the environments left."""
+    timed = []
+    real = env_bench.time_port
+
+    def stopping(env_id, config):
+        timed.append(env_id)
+        if len(timed) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler only sets the flag
+        return real(env_id, config)
+
+    monkeypatch.setattr(env_bench, "time_port", stopping)
+    monkeypatch.setattr(env_bench, "time_reference", lambda env_id, seconds: 100.0)
+    result = runner.invoke(cli.app, ["envs", "--bench", "--env", "MemoryProbe,RepeatFirstEasy",
+                                     "--batch", "4", "--steps", "8", "--repeats", "1",
+                                     "--out", str(tmp_path), "--run-id", "b"])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 130, result.output
+    assert "stopped after 1 of 2 environments" in output
+    assert f"s5bench envs --bench --resume {tmp_path / 'b'}" in output
+    assert list(pd.read_csv(tmp_path / "b" / "env_bench.csv").env) == ["MemoryProbe"]
+    again = runner.invoke(cli.app, ["envs", "--bench", "--resume", str(tmp_path / "b")])
+    assert again.exit_code == 0, again.output
+    assert timed == ["MemoryProbe", "RepeatFirstEasy"]
+    frame = pd.read_csv(tmp_path / "b" / "env_bench.csv")
+    assert list(frame.env) == ["MemoryProbe", "RepeatFirstEasy"] and list(frame.batch) == [4, 4]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+import signal
 import time
 
 import jax
@@ -15,7 +17,8 @@ from typer.testing import CliRunner
 
 import cli
 from benchmark.measure import speed, timing
-from benchmark.measure.speed import SpeedConfig, parse_lengths, run_sweep
+from benchmark.measure.speed import SpeedConfig, run_sweep
+from benchmark.options import parse_lengths
 from benchmark.schema import SPEED_COLUMNS
 from models import BACKBONES
 from tests.cli_checks import assert_one_error_line
@@ -388,3 +391,30 @@ def test_every_backbone_is_swept():
                         ("lru", "sequential"), ("mamba", "parallel"), ("mamba", "sequential"),
                         ("mingru", "parallel"), ("mingru", "sequential"), ("mlp", "")]
     assert len(cells) == 2 * len(variants)
+
+
+def test_sigterm_stops_after_the_cell_in_flight_and_resume_finishes(tmp_path, monkeypatch):
+    """SIGTERM during a cell (StopRequest, as for training): that cell's row is written, the
+    sweep stops with exit 130 naming the resume command, and --resume measures the rest."""
+    measured = []
+    real = timing.time_function
+
+    def stopping(fn, args, **kwargs):
+        measured.append(1)
+        if len(measured) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler only sets the flag
+        return real(fn, args, **kwargs)
+
+    monkeypatch.setattr(timing, "time_function", stopping)
+    args = ["speed", "--seq-len", "8..16", "--models", "mlp", "--modes", "infer", "--batch",
+            "2", "--d-model", "8", "--layers", "1", "--repeats", "1"]
+    result = runner.invoke(cli.app, [*args, "--out", str(tmp_path), "--run-id", "s"])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 130, result.output
+    assert "stopped after 1 of 2 cells" in output
+    assert f"s5bench speed --resume {tmp_path / 's'}" in output
+    assert len(measured) == 1 and len(pd.read_csv(tmp_path / "s" / "speed.csv")) == 1
+    again = runner.invoke(cli.app, ["speed", "--resume", str(tmp_path / "s")])
+    assert again.exit_code == 0, again.output
+    assert len(measured) == 2
+    assert list(pd.read_csv(tmp_path / "s" / "speed.csv").seq_len) == [8, 16]

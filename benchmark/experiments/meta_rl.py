@@ -209,11 +209,11 @@ def evaluate(config: RunConfig, params: Any, settings: MetaSettings, suite: str,
 
     # The training wrappers (continuous actions clipped to the box, observations encoded),
     # so the policy acts on what it trained on.
-    env, env_params = make_training_env(
+    env, env_params, action_spec, _ = make_training_env(
         suite, previous_action=config.env.previous_action,
         joint_action=config.env.joint_action, members=(base_id,),
         **{**settings.env_kwargs, "num_trials": settings.evaluated_trials})
-    network = build_network(config, env, env_params)
+    network = build_network(config, action_spec)
     num_episodes, num_trials = settings.eval_episodes, settings.evaluated_trials
     reset = jax.vmap(env.reset, in_axes=(0, None))
     step = jax.vmap(env.step, in_axes=(0, 0, 0, None))

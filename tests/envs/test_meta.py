@@ -85,7 +85,8 @@ def test_trial_length_caps_base_episodes():
 
 def test_carry_reset_flag_only_at_meta_episode_starts():
     """Through the training wrappers, PPO's reset flag fires every K trials, not every trial."""
-    env, params = make_training_env("ProjectedBandit", previous_action=False, num_trials=3)
+    env, params, _, _ = make_training_env("ProjectedBandit", previous_action=False,
+                                          num_trials=3)
     keys = jax.random.split(jax.random.key(0), 4)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
     step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))

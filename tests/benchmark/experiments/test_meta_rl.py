@@ -123,10 +123,11 @@ def _untrained(settings: MetaSettings, num_seeds: int = 2):
     """A quick mlp cell's config and freshly initialised ``[S, ...]`` parameters."""
     from benchmark.train.loop import build_network
     from envs.meta import MetaEnv
+    from envs.wrappers import action_spec
 
     cell = build_cells(["mlp"], settings, "quick", num_seeds, 0, 4096, [])[0]
     env = MetaEnv(("DelayedBandit",), **settings.env_kwargs)
-    network = build_network(cell.config, env, env.default_params)
+    network = build_network(cell.config, action_spec(env.action_space(env.default_params)))
     obs, _ = env.reset(jax.random.key(0), env.default_params)
     carry = network.initialize_carry(1)
     keys = jax.random.split(jax.random.key(1), num_seeds)

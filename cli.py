@@ -565,7 +565,7 @@ def meta(
     Each meta-episode samples a base environment of the suite and random observation and
     action projections (the paper's MetaCartPole: a random observation map of its
     position-only CartPole, every trial from one start state), and runs K trials of it; the
-    agent's carry resets only between meta-episodes (envs/meta.py, envs/meta_cartpole.py).
+    agent's carry resets only between meta-episodes (envs/meta_rl.py, envs/meta_cartpole.py).
     After training, the policy is evaluated with no gradient step on fresh projections of
     every training and held-out environment. Writes
     OUT/RUN_ID/ with config.json, meta.json, curves.csv, summary.csv and trials.csv (one

@@ -3,7 +3,7 @@
 Lu et al. (2023), section 5.3 and Figure 4: an in-context task on one base environment.
 Port of ``envs/environments/meta_cartpole.py`` of popjaxrl (github.com/luchris429/popjaxrl,
 commit 12e5d42), whose base is the position-only CartPole of its ``popgym_cartpole.py``
-with noise 0 and a 200-step limit. s5bench's ``ProjectedCartPole`` (``envs/meta.py``) is
+with noise 0 and a 200-step limit. s5bench's ``ProjectedCartPole`` (``envs/meta_rl.py``) is
 another task: full-state CartPole-v1 with a random action projection.
 
 A meta-episode:

@@ -1,7 +1,7 @@
 """The meta-RL experiment: in-context learning over randomly projected environments.
 
 Lu et al. (2023, §5.3) train one agent on a suite of control tasks, each seen through a
-random linear projection of its observations and actions (``envs/meta.py``), for several
+random linear projection of its observations and actions (``envs/meta_rl.py``), for several
 trials per meta-episode; a memory backbone learns to identify the task in context, so its
 return rises from trial to trial, on the training tasks and on held-out ones.
 
@@ -58,7 +58,7 @@ PRESET_SETTINGS = {
 class MetaSettings:
     """What the meta experiment trains on and how it evaluates; saved in config.json."""
 
-    suite: str = "MetaControl"  # training suite (envs.meta.suite_names())
+    suite: str = "MetaControl"  # training suite (envs.meta_rl.suite_names())
     held_out: str | None = "MetaControlHeldOut"  # evaluation-only suite, or None
     num_trials: int = 4  # K: trials per meta-episode
     trial_length: int = 32  # cap on one trial's steps (0: each base env's own limit)
@@ -72,7 +72,7 @@ class MetaSettings:
     eval_seed: int = 1_000_003  # evaluation keys: key(eval_seed + seed), folded per env
 
     def __post_init__(self):
-        from envs.meta import STANDALONE_SUITES, suite_members, suite_names
+        from envs.meta_rl import STANDALONE_SUITES, suite_members, suite_names
 
         for name, value in (("suite", self.suite), ("held_out", self.held_out)):
             if value is not None and value not in suite_names():
@@ -103,10 +103,10 @@ class MetaSettings:
 
     @property
     def env_kwargs(self) -> dict[str, int]:
-        """The suite environment's constructor arguments (``envs.meta.make_meta_env``):
+        """The suite environment's constructor arguments (``envs.meta_rl.make_meta_env``):
         every setting for a ``MetaEnv`` suite, the ones its class takes for a standalone
         suite."""
-        from envs.meta import STANDALONE_SUITES
+        from envs.meta_rl import STANDALONE_SUITES
 
         kwargs = {"num_trials": self.num_trials, "trial_length": self.trial_length,
                   "obs_size": self.obs_size, "action_size": self.action_size,
@@ -123,7 +123,7 @@ class MetaSettings:
 
     def splits(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """``(split, suite, base env ids)`` evaluated: ``train`` then ``held-out``."""
-        from envs.meta import suite_members
+        from envs.meta_rl import suite_members
 
         out = [("train", self.suite, suite_members(self.suite))]
         if self.held_out is not None:
@@ -140,7 +140,7 @@ def make_settings(preset: str, suite: str | None = None, held_out: str | None = 
     standalone suite's own projection width (MetaCartPole: the paper's 4) replaces the
     ``MetaEnv`` default.
     """
-    from envs.meta import DEFAULT_HELD_OUT, SAME_START_SUITES, STANDALONE_SUITES
+    from envs.meta_rl import DEFAULT_HELD_OUT, SAME_START_SUITES, STANDALONE_SUITES
 
     if preset not in PRESETS:
         raise ConfigError("preset", f"unknown preset {preset!r}; valid presets: "

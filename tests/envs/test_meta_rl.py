@@ -1,4 +1,4 @@
-"""The meta-RL wrapper (envs/meta.py): tasks from keys, trials, resets, padding, mixed vmap."""
+"""The meta-RL wrapper (envs/meta_rl.py): tasks from keys, trials, resets, padding, mixed vmap."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from envs import ENVS, make
-from envs.meta import DEFAULT_HELD_OUT, RETURN_BOUNDS, SUITES, MetaEnv, make_meta_env
+from envs.meta_rl import DEFAULT_HELD_OUT, RETURN_BOUNDS, SUITES, MetaEnv, make_meta_env
 from envs.wrappers import make_training_env
 
 

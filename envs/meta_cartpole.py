@@ -103,8 +103,8 @@ class MetaCartPole(environment.Environment[MetaCartPoleState, MetaCartPoleParams
 
     PAPER_TRIAL_LENGTH = 200
     PAPER_OBS_SIZE = 4
-    # The meta settings (``benchmark.experiments.meta_rl.MetaSettings``) it takes; it has no action
-    # projection, and its trials always restart from one state.
+    # The meta settings it takes (``envs.meta_rl.suite_env_kwargs`` passes only these); it
+    # has no action projection, and its trials always restart from one state.
     SETTINGS = ("num_trials", "trial_length", "obs_size")
 
     def __init__(self, num_trials: int = 16, trial_length: int = PAPER_TRIAL_LENGTH,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import ConfigError, from_dict, to_dict
+from benchmark.config import ConfigError, from_dict, rebuilt_runs, to_dict
 from benchmark.experiments import memory, meta_rl, popgym
 from benchmark.experiments.cells import Session, run_cells
 from benchmark.experiments.resume import ResumePlan, cell_key, prepare_resume
@@ -163,7 +163,7 @@ def prepare(exp: Experiment, options: dict[str, Any], *, checkpoint: CheckpointS
         available_devices(devices)
         doc = config_document(exp, options, plan)
         if resume is not None:
-            check_resumable(resume, exp.name, doc, exp.normalise)
+            check_resumable(resume, exp.name, doc, rebuilt_runs)
     except ValueError as error:
         _agree_on_settings(None, error)
         raise

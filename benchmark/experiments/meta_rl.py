@@ -34,7 +34,6 @@ from benchmark.config import (
     EnvConfig,
     RunConfig,
     build_run_config,
-    rebuilt_run,
 )
 from benchmark.experiments.types import Cell, Experiment, Plan
 from benchmark.results import CsvLog, read_rows
@@ -102,18 +101,15 @@ class MetaSettings:
         return self.eval_trials or self.num_trials
 
     @property
-    def env_kwargs(self) -> dict[str, int]:
-        """The suite environment's constructor arguments (``envs.meta_rl.make_meta_env``):
-        every setting for a ``MetaEnv`` suite, the ones its class takes for a standalone
-        suite."""
-        from envs.meta_rl import STANDALONE_SUITES
+    def env_kwargs(self) -> dict[str, Any]:
+        """The suite environment's constructor arguments (``envs.meta_rl.suite_env_kwargs``)."""
+        from envs.meta_rl import suite_env_kwargs
 
-        kwargs = {"num_trials": self.num_trials, "trial_length": self.trial_length,
-                  "obs_size": self.obs_size, "action_size": self.action_size,
-                  "include_action": self.include_action, "same_start": self.same_start}
-        if self.suite in STANDALONE_SUITES:
-            return {name: kwargs[name] for name in STANDALONE_SUITES[self.suite].SETTINGS}
-        return kwargs
+        return suite_env_kwargs(self.suite, num_trials=self.num_trials,
+                                trial_length=self.trial_length, obs_size=self.obs_size,
+                                action_size=self.action_size,
+                                include_action=self.include_action,
+                                same_start=self.same_start)
 
     def env_config(self) -> EnvConfig:
         """The training environment: the suite's ``MetaEnv``. The previous-action wrapper
@@ -302,20 +298,12 @@ def finish(settings: MetaSettings, run_dir: Path, rows: list[dict]) -> list[Tabl
     return [table]
 
 
-def _normalise(doc: dict) -> dict:
-    """A config.json from before the suite's settings lived in each run's ``env.kwargs``."""
-    kwargs = MetaSettings(**{f.name: doc[f.name] for f in dataclasses.fields(MetaSettings)
-                             if f.name in doc}).env_kwargs
-    return {**doc, "runs": [rebuilt_run({**run, "env": {"kwargs": kwargs, **run["env"]}})
-                            for run in doc.get("runs", [])]}
-
-
 EXPERIMENT = Experiment(
     name="meta", labels=META_LABELS, plan=plan, make_cell=make_cell,
     summary_title="meta training: mean over seeds",
     # trials.csv's suite column is the evaluated split's suite, so its rows go by model
     extra_csvs={TRIALS_CSV: ("model",)},
-    after_cell=evaluate_after_training, finish=finish, normalise=_normalise)
+    after_cell=evaluate_after_training, finish=finish)
 
 
 def trial_table_rows(trials: Sequence[dict]) -> list[tuple[str, str, int, float, float]]:

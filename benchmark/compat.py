@@ -1,13 +1,12 @@
 """Every rule that lets a run folder written by an earlier version rebuild, resume and redraw.
 
 One module, so that what old folders need is in one place and the rest of the code reads
-only today's form: a config.json run (``upgraded_run``, used by ``config.from_dict``), the
-command a speed folder belongs to (``folder_command``), the options of a speed folder
-(or ``envs --bench`` folder) written before config.json kept them (``speed_options``,
-``env_bench_options``) and option fields renamed since
-(``upgraded_options``). The meta experiment's old
-config.json, whose suite settings lived beside the runs, is rebuilt by its own
-``meta_rl.normalise`` (it needs the suite's settings class).
+only today's form: a config.json run (``upgraded_run``, used by ``config.from_dict``), a whole
+config.json whose settings lived beside its runs (``upgraded_config``, used by
+``config.rebuilt_runs``), the command a speed folder belongs to (``folder_command``), the
+options of a speed folder (or ``envs --bench`` folder) written before config.json kept them
+(``speed_options``, ``env_bench_options``) and option fields renamed since
+(``upgraded_options``).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import dataclasses
 from typing import Any
 
 import envs
+from envs.meta_rl import suite_env_kwargs
 from models.actor_critic import NetworkConfig
 
 # Settings a config.json written before the setting existed ran with (where that is not
@@ -37,6 +37,11 @@ _RENAMED_BACKBONE = {
     "mlp": {"hidden_size": "d_model"},
     "mingru": {"hidden_size": "state_size"},
 }
+# The suite settings a meta config.json written before they lived in each run's env.kwargs
+# ran with where the file does not name them: the meta settings' defaults then (same_start
+# did not exist yet: every trial started afresh).
+_LEGACY_META_SETTINGS = {"num_trials": 4, "trial_length": 32, "obs_size": 16,
+                         "action_size": 4, "include_action": True, "same_start": False}
 
 
 def legacy_bootstrap_truncated(env_id: str) -> bool:
@@ -70,6 +75,24 @@ def upgraded_run(data: dict) -> dict:
         data["network"] = dataclasses.asdict(NetworkConfig.single_layer(data.pop("head_size")))
     return {**data, "backbone": {**_LEGACY_BACKBONE.get(data["model"], {}), **backbone},
             "ppo": ppo, "env": {"params": legacy_env_params or {}, **data["env"]}}
+
+
+def upgraded_config(doc: dict) -> dict:
+    """A config.json whose settings lived beside its runs, with them moved into the runs.
+
+    A meta config.json written before the suite's settings lived in each run's
+    ``env.kwargs`` kept them at the top (``suite``, ``num_trials``, ...): each run gets the
+    suite environment's constructor arguments (``envs.meta_rl.suite_env_kwargs``), a setting
+    the file does not name taking its value then (``_LEGACY_META_SETTINGS``). A run that
+    has its ``env.kwargs`` keeps them; any other config.json is returned as it is. The runs
+    are not rebuilt here (``config.rebuilt_runs`` does it).
+    """
+    if doc.get("command") != "meta":
+        return doc
+    settings = {name: doc.get(name, default) for name, default in _LEGACY_META_SETTINGS.items()}
+    kwargs = suite_env_kwargs(doc["suite"], **settings)
+    return {**doc, "runs": [{**run, "env": {"kwargs": kwargs, **run["env"]}}
+                            for run in doc.get("runs", [])]}
 
 
 def folder_command(saved: dict[str, Any]) -> str | None:

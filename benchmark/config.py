@@ -312,6 +312,9 @@ def rebuilt_run(run: dict) -> dict:
 
 
 def rebuilt_runs(doc: dict) -> dict:
-    """``doc`` (a config.json) with every run in today's form (``rebuilt_run``)."""
+    """``doc`` (a config.json) with every run in today's form (``rebuilt_run``), settings
+    that an earlier version kept beside the runs moved into them first
+    (``compat.upgraded_config``)."""
+    doc = compat.upgraded_config(doc)
     return {**doc, "runs": [rebuilt_run(run) for run in doc.get("runs", [])]}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 # XLA:CPU deadlock workaround must be in XLA_FLAGS before that (`import envs` before
 # `import models` once hung the memory probe test; see models/_xla_workarounds.py).
 from models import _xla_workarounds  # noqa: F401  # isort: skip
-from envs import meta as _meta
+from envs import meta_rl as _meta_rl
 from envs import popgym as _popgym
 from envs.probes import MemoryProbe
 from envs.registry import (
@@ -38,12 +38,12 @@ def _register_builtin() -> None:
             if f"{family}{difficulty}" in ENVS:
                 register_alias(f"{alias}{difficulty}", f"{family}{difficulty}")
     register("MemoryProbe", EnvEntry(MemoryProbe, "probe", "MemoryProbe", truncates=False))
-    # Meta-RL (envs/meta.py): the bandit probe's base env, and one MetaEnv per named suite;
+    # Meta-RL (envs/meta_rl.py): the bandit probe's base env, and one MetaEnv per named suite;
     # meta-episodes end by `terminated` only.
-    register("DelayedBandit", EnvEntry(_meta.DelayedBandit, "meta", "DelayedBandit",
+    register("DelayedBandit", EnvEntry(_meta_rl.DelayedBandit, "meta", "DelayedBandit",
                                        truncates=False))
-    for suite in _meta.suite_names():
-        register(suite, EnvEntry(lambda _s=suite, **kw: _meta.make_meta_env(_s, **kw), "meta",
+    for suite in _meta_rl.suite_names():
+        register(suite, EnvEntry(lambda _s=suite, **kw: _meta_rl.make_meta_env(_s, **kw), "meta",
                                  suite, truncates=False))
 
 

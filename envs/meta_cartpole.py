@@ -3,7 +3,7 @@
 Lu et al. (2023), section 5.3 and Figure 4: an in-context task on one base environment.
 Port of ``envs/environments/meta_cartpole.py`` of popjaxrl (github.com/luchris429/popjaxrl,
 commit 12e5d42), whose base is the position-only CartPole of its ``popgym_cartpole.py``
-with noise 0 and a 200-step limit. s5bench's ``ProjectedCartPole`` (``envs/meta.py``) is
+with noise 0 and a 200-step limit. s5bench's ``ProjectedCartPole`` (``envs/meta_rl.py``) is
 another task: full-state CartPole-v1 with a random action projection.
 
 A meta-episode:
@@ -103,8 +103,8 @@ class MetaCartPole(environment.Environment[MetaCartPoleState, MetaCartPoleParams
 
     PAPER_TRIAL_LENGTH = 200
     PAPER_OBS_SIZE = 4
-    # The meta settings (``benchmark.experiments.meta_rl.MetaSettings``) it takes; it has no action
-    # projection, and its trials always restart from one state.
+    # The meta settings it takes (``envs.meta_rl.suite_env_kwargs`` passes only these); it
+    # has no action projection, and its trials always restart from one state.
     SETTINGS = ("num_trials", "trial_length", "obs_size")
 
     def __init__(self, num_trials: int = 16, trial_length: int = PAPER_TRIAL_LENGTH,

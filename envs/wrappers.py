@@ -1,6 +1,8 @@
 """Wrappers that turn any registered environment into what the PPO loop consumes.
 
-The stack, innermost first (``make_training_env``):
+``make_training_env`` returns a ``TrainingEnv``: the wrapped environment, its params, the
+action spec the policy head needs and whether episodes can end by a time limit. The
+stack, innermost first:
 
 1. ``ClipAction`` (continuous actions only): clip to the action box, as gymnasium does;
    or ``JointAction`` (MultiDiscrete actions, when asked): one index over every
@@ -19,7 +21,7 @@ the same wrappers, so a truncated episode can bootstrap from its value.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +29,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from envs.registry import make
+from envs.registry import ENVS, make, resolve
 from envs.spaces import MultiDiscrete
 from models.heads import ActionSpec
 
@@ -226,9 +228,19 @@ class EpisodeLog(Wrapper):
         return obs, state, reward, terminated, truncated, info
 
 
+class TrainingEnv(NamedTuple):
+    """An environment as the PPO loop consumes it (``make_training_env``)."""
+
+    env: environment.Environment  # the full wrapper stack
+    params: Any  # its EnvParams
+    action_spec: ActionSpec  # what the policy head emits, from the wrapped action space
+    truncates: bool  # episodes can end by a time limit (the registry entry's flag)
+
+
 def make_training_env(env_id: str, previous_action: bool = True,
-                      env_params: dict | None = None, joint_action: bool = False, **kwargs):
-    """Build ``env_id`` with the full wrapper stack; returns ``(env, params)``.
+                      env_params: dict | None = None, joint_action: bool = False,
+                      **kwargs) -> TrainingEnv:
+    """Build ``env_id`` with the full wrapper stack, and what the loop needs to know of it.
 
     Args:
       env_id: any registered id or alias.
@@ -238,6 +250,10 @@ def make_training_env(env_id: str, previous_action: bool = True,
       env_params: fields of the environment's default ``EnvParams`` to replace, e.g.
         ``{"memory_length": 64}`` for gymnax's MemoryChain (an unknown field is an error).
       **kwargs: passed to the environment's constructor.
+
+    Returns:
+      ``TrainingEnv``: the wrapped environment, its params, the action spec of the wrapped
+      action space (``JointAction`` makes it discrete) and the registry's ``truncates``.
     """
     env, params = make(env_id, **kwargs)
     if env_params:
@@ -249,4 +265,5 @@ def make_training_env(env_id: str, previous_action: bool = True,
     env = EncodeObservation(env)
     if previous_action:
         env = PreviousActionObservation(env)
-    return EpisodeLog(env), params
+    return TrainingEnv(EpisodeLog(env), params, action_spec(env.action_space(params)),
+                       ENVS[resolve(env_id)].truncates)

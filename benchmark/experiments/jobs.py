@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.compat import upgraded_options
-from benchmark.config import ConfigError, from_dict, to_dict
+from benchmark.config import ConfigError, from_dict, rebuilt_runs, to_dict
 from benchmark.experiments import memory, meta_rl, popgym
 from benchmark.experiments.cells import Session, run_cells
 from benchmark.experiments.resume import ResumePlan, cell_key, prepare_resume
@@ -179,7 +179,7 @@ def prepare(exp: Experiment, options: TrainOptions, control: RunControl,
                   checkpoint)
         available_devices(control.devices)
         if control.resume is not None:
-            check_resumable(control.resume, exp.name, job.doc, exp.normalise)
+            check_resumable(control.resume, exp.name, job.doc, rebuilt_runs)
     except ValueError as error:
         _agree_on_settings(None, error)
         raise

@@ -1,7 +1,7 @@
 """The meta-RL experiment: in-context learning over randomly projected environments.
 
 Lu et al. (2023, §5.3) train one agent on a suite of control tasks, each seen through a
-random linear projection of its observations and actions (``envs/meta.py``), for several
+random linear projection of its observations and actions (``envs/meta_rl.py``), for several
 trials per meta-episode; a memory backbone learns to identify the task in context, so its
 return rises from trial to trial, on the training tasks and on held-out ones.
 
@@ -34,7 +34,6 @@ from benchmark.config import (
     EnvConfig,
     RunConfig,
     build_run_config,
-    rebuilt_run,
 )
 from benchmark.experiments.types import Cell, Experiment, Plan
 from benchmark.options import MetaOptions
@@ -59,7 +58,7 @@ PRESET_SETTINGS = {
 class MetaSettings:
     """What the meta experiment trains on and how it evaluates; saved in config.json."""
 
-    suite: str = "MetaControl"  # training suite (envs.meta.suite_names())
+    suite: str = "MetaControl"  # training suite (envs.meta_rl.suite_names())
     held_out: str | None = "MetaControlHeldOut"  # evaluation-only suite, or None
     num_trials: int = 4  # K: trials per meta-episode
     trial_length: int = 32  # cap on one trial's steps (0: each base env's own limit)
@@ -73,7 +72,7 @@ class MetaSettings:
     eval_seed: int = 1_000_003  # evaluation keys: key(eval_seed + seed), folded per env
 
     def __post_init__(self):
-        from envs.meta import STANDALONE_SUITES, suite_members, suite_names
+        from envs.meta_rl import STANDALONE_SUITES, suite_members, suite_names
 
         for name, value in (("suite", self.suite), ("held_out", self.held_out)):
             if value is not None and value not in suite_names():
@@ -103,18 +102,15 @@ class MetaSettings:
         return self.eval_trials or self.num_trials
 
     @property
-    def env_kwargs(self) -> dict[str, int]:
-        """The suite environment's constructor arguments (``envs.meta.make_meta_env``):
-        every setting for a ``MetaEnv`` suite, the ones its class takes for a standalone
-        suite."""
-        from envs.meta import STANDALONE_SUITES
+    def env_kwargs(self) -> dict[str, Any]:
+        """The suite environment's constructor arguments (``envs.meta_rl.suite_env_kwargs``)."""
+        from envs.meta_rl import suite_env_kwargs
 
-        kwargs = {"num_trials": self.num_trials, "trial_length": self.trial_length,
-                  "obs_size": self.obs_size, "action_size": self.action_size,
-                  "include_action": self.include_action, "same_start": self.same_start}
-        if self.suite in STANDALONE_SUITES:
-            return {name: kwargs[name] for name in STANDALONE_SUITES[self.suite].SETTINGS}
-        return kwargs
+        return suite_env_kwargs(self.suite, num_trials=self.num_trials,
+                                trial_length=self.trial_length, obs_size=self.obs_size,
+                                action_size=self.action_size,
+                                include_action=self.include_action,
+                                same_start=self.same_start)
 
     def env_config(self) -> EnvConfig:
         """The training environment: the suite's ``MetaEnv``. The previous-action wrapper
@@ -124,7 +120,7 @@ class MetaSettings:
 
     def splits(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """``(split, suite, base env ids)`` evaluated: ``train`` then ``held-out``."""
-        from envs.meta import suite_members
+        from envs.meta_rl import suite_members
 
         out = [("train", self.suite, suite_members(self.suite))]
         if self.held_out is not None:
@@ -141,7 +137,7 @@ def make_settings(preset: str, suite: str | None = None, held_out: str | None = 
     standalone suite's own projection width (MetaCartPole: the paper's 4) replaces the
     ``MetaEnv`` default.
     """
-    from envs.meta import DEFAULT_HELD_OUT, SAME_START_SUITES, STANDALONE_SUITES
+    from envs.meta_rl import DEFAULT_HELD_OUT, SAME_START_SUITES, STANDALONE_SUITES
 
     if preset not in PRESETS:
         raise ConfigError("preset", f"unknown preset {preset!r}; valid presets: "
@@ -210,11 +206,11 @@ def evaluate(config: RunConfig, params: Any, settings: MetaSettings, suite: str,
 
     # The training wrappers (continuous actions clipped to the box, observations encoded),
     # so the policy acts on what it trained on.
-    env, env_params = make_training_env(
+    env, env_params, action_spec, _ = make_training_env(
         suite, previous_action=config.env.previous_action,
         joint_action=config.env.joint_action, members=(base_id,),
         **{**settings.env_kwargs, "num_trials": settings.evaluated_trials})
-    network = build_network(config, env, env_params)
+    network = build_network(config, action_spec)
     num_episodes, num_trials = settings.eval_episodes, settings.evaluated_trials
     reset = jax.vmap(env.reset, in_axes=(0, None))
     step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
@@ -303,20 +299,12 @@ def finish(settings: MetaSettings, run_dir: Path, rows: list[dict]) -> list[Tabl
     return [table]
 
 
-def _normalise(doc: dict) -> dict:
-    """A config.json from before the suite's settings lived in each run's ``env.kwargs``."""
-    kwargs = MetaSettings(**{f.name: doc[f.name] for f in dataclasses.fields(MetaSettings)
-                             if f.name in doc}).env_kwargs
-    return {**doc, "runs": [rebuilt_run({**run, "env": {"kwargs": kwargs, **run["env"]}})
-                            for run in doc.get("runs", [])]}
-
-
 EXPERIMENT = Experiment(
     name="meta", options=MetaOptions, labels=META_LABELS, plan=plan, make_cell=make_cell,
     summary_title="meta training: mean over seeds",
     # trials.csv's suite column is the evaluated split's suite, so its rows go by model
     extra_csvs={TRIALS_CSV: ("model",)},
-    after_cell=evaluate_after_training, finish=finish, normalise=_normalise)
+    after_cell=evaluate_after_training, finish=finish)
 
 
 def trial_table_rows(trials: Sequence[dict]) -> list[tuple[str, str, int, float, float]]:

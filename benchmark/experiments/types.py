@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmark.config import RunConfig, rebuilt_runs
+from benchmark.config import RunConfig
 from benchmark.options import TrainOptions
 
 if TYPE_CHECKING:  # annotations only: the training loop sits higher in the import graph
@@ -58,5 +58,3 @@ class Experiment:
     extra_csvs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     after_cell: Callable[[Any, Path], Callable[[Cell, RunResult], None]] | None = None
     finish: Callable[[Any, Path, list[dict]], list[Any]] | None = None  # -> tables
-    # An older config.json in today's form (settings that moved into the run configs).
-    normalise: Callable[[dict], dict] = rebuilt_runs

@@ -27,13 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.figures import intervals, memory, meta, popgym, speed, style
+from benchmark.figures import intervals, memory, meta_rl, popgym, speed, style
 from benchmark.figures.data import FigureDataError, Run, load_runs
 from benchmark.figures.style import Figure
 
 # figure kind -> (the kind of run it is drawn from, its drawer), in the order drawn.
 FIGURES = {**speed.FIGURES, **memory.FIGURES, **popgym.FIGURES, **intervals.FIGURES,
-           **meta.FIGURES}
+           **meta_rl.FIGURES}
 # What a figure needs, for the skip line when no run of that kind exists. Meta runs are
 # optional extras: without one, their figures are left out silently.
 _SOURCE_TEXT = {"speed": "speed run (speed.csv)",

@@ -32,14 +32,14 @@ from benchmark.train.sharding import (
     plan_mesh,
     runner_shardings,
 )
-from envs.registry import ENVS, resolve
-from envs.wrappers import action_spec, make_training_env
+from envs.wrappers import make_training_env
 from models.actor_critic import ActorCritic
+from models.heads import ActionSpec
 
 
-def build_network(config: RunConfig, env, env_params) -> ActorCritic:
-    spec = action_spec(env.action_space(env_params))
-    return ActorCritic(backbone=config.backbone.build(), action_spec=spec,
+def build_network(config: RunConfig, action_spec: ActionSpec) -> ActorCritic:
+    """The agent of ``config`` (backbone, encoder and heads) acting through ``action_spec``."""
+    return ActorCritic(backbone=config.backbone.build(), action_spec=action_spec,
                        network=config.network)
 
 
@@ -49,14 +49,14 @@ def build_trainer(config: RunConfig) -> tuple[Trainer, ActorCritic]:
     ``config.env.kwargs`` go to the environment's constructor; ``config.env.params``
     replace fields of its default ``EnvParams`` (e.g. MemoryChain's ``memory_length``).
     """
-    env, env_params = make_training_env(
+    training_env = make_training_env(
         config.env.env_id, previous_action=config.env.previous_action,
         env_params=dict(config.env.params), joint_action=config.env.joint_action,
         **config.env.kwargs
     )
-    network = build_network(config, env, env_params)
-    truncates = ENVS[resolve(config.env.env_id)].truncates
-    trainer = make_train(config.ppo, network, env, env_params, env_truncates=truncates)
+    network = build_network(config, training_env.action_spec)
+    trainer = make_train(config.ppo, network, training_env.env, training_env.params,
+                         env_truncates=training_env.truncates)
     return trainer, network
 
 

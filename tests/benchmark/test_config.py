@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -62,10 +61,10 @@ REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"
 def test_committed_reference_runs_rebuild_the_runs_they_describe(path):
     """Every run in a committed reference config.json, from every version of the format,
     rebuilds through from_dict into the cell that ran: files from before the network and S5
-    settings existed rebuild the network they ran with; the experiment's normalise brings
-    old files to today's form (memory lengths beside the config, meta settings at the top),
-    and today's form survives a JSON round trip."""
-    from benchmark.config import rebuilt_run
+    settings existed rebuild the network they ran with; rebuilt_runs brings old files to
+    today's form (memory lengths beside the config, meta settings at the top), and today's
+    form survives a JSON round trip."""
+    from benchmark.config import rebuilt_run, rebuilt_runs
     from benchmark.experiments import jobs
 
     doc = json.loads(path.read_text())
@@ -74,7 +73,7 @@ def test_committed_reference_runs_rebuild_the_runs_they_describe(path):
         assert doc.get("command", "speed") in ("speed", "envs --bench")
         return
     exp = jobs.experiment(doc["command"])
-    for run, new in zip(runs, exp.normalise(doc)["runs"], strict=True):
+    for run, new in zip(runs, rebuilt_runs(doc)["runs"], strict=True):
         cell = exp.make_cell(from_dict(new))
         assert rebuilt_run(new) == new
         assert cell.config.model == run["model"]
@@ -94,62 +93,6 @@ def test_committed_reference_runs_rebuild_the_runs_they_describe(path):
         if "hidden_size" in run["backbone"]:  # written before the field was renamed
             new = "state_size" if config.model == "mingru" else "d_model"
             assert getattr(config.backbone, new) == run["backbone"]["hidden_size"]
-
-
-# Written by hand from the registry as it was before ppo.bootstrap_truncated existed
-# (commit 5726da6~1): only these families, and gymnax, were flagged as truncating.
-_BOOTSTRAPPED_THEN = {f"{family}{level}" for family in (
-    "PositionOnlyCartPole", "NoisyPositionOnlyCartPole", "VelocityOnlyCartPole",
-    "PositionOnlyPendulum", "NoisyPositionOnlyPendulum") for level in ("Easy", "Medium", "Hard")}
-
-
-def test_popgym_all_rebuilds_each_environments_return_target_as_it_ran():
-    """popgym-all-s5-quick predates ppo.bootstrap_truncated: its 15 CartPole and Pendulum
-    cells rebuild bootstrapping truncations from V(final observation), its other 33 from 0
-    (Battleship, Concentration, LabyrinthEscape/Explore, MineSweeper, MultiarmedBandit
-    truncate but were not flagged then: 18 cells that today's quick preset would bootstrap)."""
-    doc = json.loads((REFERENCE / "cpu-2core" / "popgym-all-s5-quick" / "config.json")
-                     .read_text())
-    runs = doc["runs"]
-    assert len(runs) == 48 and all("bootstrap_truncated" not in r["ppo"] for r in runs)
-    rebuilt = {r["env"]["env_id"]: from_dict(r).ppo.bootstrap_truncated for r in runs}
-    assert {env for env, bootstrapped in rebuilt.items() if bootstrapped} == _BOOTSTRAPPED_THEN
-    changed = [env for env, bootstrapped in rebuilt.items()
-               if not bootstrapped and make_preset("quick", "s5", env).ppo.bootstrap_truncated
-               and _truncates(env)]
-    assert len(changed) == 18, changed  # 6 families x 3 difficulties
-    for family in ("Battleship", "Concentration", "LabyrinthEscape", "LabyrinthExplore",
-                   "MineSweeper", "MultiarmedBandit"):
-        assert not rebuilt[f"{family}Easy"] and not rebuilt[f"{family}Hard"]
-
-
-def test_gymnax_runs_from_before_the_setting_bootstrapped():
-    """A gymnax run (a memory run's MemoryChain) written before the setting rebuilds with
-    bootstrapping on, as the loop then did for every gymnax environment."""
-    config = make_preset("quick", "gru", "MemoryChain-bsuite")
-    old_style = json.loads(json.dumps(to_dict(config)))
-    del old_style["ppo"]["bootstrap_truncated"]
-    assert from_dict(old_style).ppo.bootstrap_truncated
-    old_style["env"]["env_id"] = "BattleshipEasy"
-    assert not from_dict(old_style).ppo.bootstrap_truncated
-
-
-def _truncates(env_id: str) -> bool:
-    import envs
-
-    return envs.ENVS[envs.resolve(env_id)].truncates
-
-
-@pytest.mark.parametrize(("model", "new"), [("gru", "d_model"), ("lstm", "d_model"),
-                                            ("mlp", "d_model"), ("mingru", "state_size")])
-def test_renamed_backbone_fields_rebuild_from_old_names(model, new):
-    """A config.json with the old name hidden_size rebuilds the backbone with that value under the new name."""
-    config = make_preset("quick", model)
-    old_style = json.loads(json.dumps(to_dict(config)))
-    del old_style["backbone"][new]
-    old_style["backbone"]["hidden_size"] = 48
-    backbone = dataclasses.replace(config.backbone, **{new: 48})
-    assert from_dict(old_style) == dataclasses.replace(config, backbone=backbone)
 
 
 def test_override_replaces_fields_without_mutating():

@@ -472,8 +472,8 @@ def test_popgym_mmer_vs_time_skips_runs_without_wall_s_or_with_one_backbone(tmp_
 # ----------------------------------------------------------------------------- the package
 
 
-FIGURE_MODULES = ("data", "style", "speed", "memory", "popgym", "intervals", "meta")
-DRAWING_MODULES = ("speed", "memory", "popgym", "intervals", "meta")
+FIGURE_MODULES = ("data", "style", "speed", "memory", "popgym", "intervals", "meta_rl")
+DRAWING_MODULES = ("speed", "memory", "popgym", "intervals", "meta_rl")
 
 
 @pytest.mark.parametrize("module", ["benchmark.figures",

@@ -17,8 +17,8 @@ import pytest
 from flax import linen as nn
 
 from envs import make
-from envs.meta import STANDALONE_SUITES, make_meta_env, suite_members
 from envs.meta_cartpole import MetaCartPole
+from envs.meta_rl import STANDALONE_SUITES, make_meta_env, suite_members
 
 THETA_LIMIT = 12 * 2 * math.pi / 360
 

@@ -1,6 +1,7 @@
 """The wrapper stack the agent sees (envs/wrappers.py ``make_training_env``), hand-checked on
 the Clock stub (tests/envs/stubs.py): action clipping, one-hot observations, the previous
-action and episode-start flag, the final observation, and the episode returns logged."""
+action and episode-start flag, the final observation, and the episode returns logged; and the
+record it returns (action spec, truncation flag)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from envs.registry import ENVS, EnvEntry
 from envs.wrappers import make_training_env
+from models.heads import ActionSpec
 from tests.envs.stubs import Clock
 
 
@@ -29,12 +31,21 @@ def _inner(state):
     return state.env_state.env_state
 
 
+def _layers(env) -> list[str]:
+    """The wrapper classes around the base environment, outermost first."""
+    layers = []
+    while hasattr(env, "_env"):
+        layers.append(type(env).__name__)
+        env = env._env
+    return layers
+
+
 def test_wrapper_stack_hand_checked(clock_box):
     """Two episodes of the Clock through the whole stack, every number written by hand:
     observations [one-hot count (4), previous action (2), start flag], the clipped action
     the Clock receives, the final observation of the truncating step, and the episode
     return (1 + 2 + 3 = 6) reported only on the step that ends the episode."""
-    env, params = make_training_env(clock_box)
+    env, params, _, _ = make_training_env(clock_box)
     assert env.observation_space(params).shape == (7,)
     obs, state = env.reset(jax.random.key(0), params)
     np.testing.assert_array_equal(obs, [1, 0, 0, 0, 0, 0, 1])  # count 0, no action, start
@@ -69,7 +80,7 @@ def test_wrapper_stack_hand_checked(clock_box):
 
 def test_without_previous_action_the_observation_is_the_encoding_alone(clock_box):
     """previous_action=False leaves the one-hot observation alone (meta and memory runs)."""
-    env, params = make_training_env(clock_box, previous_action=False)
+    env, params, _, _ = make_training_env(clock_box, previous_action=False)
     obs, state = env.reset(jax.random.key(0), params)
     np.testing.assert_array_equal(obs, [1, 0, 0, 0])
     obs, *_ = env.step(jax.random.key(1), state, jnp.asarray([0.3, 0.3]), params)
@@ -81,14 +92,12 @@ def test_joint_action_is_one_categorical_over_every_cell(env_id):
     """With joint_action the agent acts with one index a over the S x S cells, read as
     (a // S, a % S) as popjaxrl reads it, and sees a one-hot of S^2 as its previous action;
     stepping with index r * S + c equals stepping the factorised env with (r, c)."""
-    from envs.wrappers import action_spec
-
-    joint, params = make_training_env(env_id, joint_action=True)
-    split, _ = make_training_env(env_id)
+    joint, params, joint_spec, _ = make_training_env(env_id, joint_action=True)
+    split, _, split_spec, _ = make_training_env(env_id)
     size = 8 if env_id == "BattleshipEasy" else 4  # Easy: an 8 x 8 board, a 4 x 4 grid
-    assert action_spec(joint.action_space(params)).kind == "discrete"
+    assert joint_spec == ActionSpec("discrete", (size * size,))
     assert joint.action_space(params).n == size * size
-    assert action_spec(split.action_space(params)).kind == "multi_discrete"
+    assert split_spec == ActionSpec("multi_discrete", (size, size))
     obs_size = split.observation_space(params).shape[0] - 2 * size - 1
     assert joint.observation_space(params).shape == (obs_size + size * size + 1,)
     key = jax.random.key(4)
@@ -113,12 +122,40 @@ def test_joint_action_is_one_categorical_over_every_cell(env_id):
 
 def test_joint_action_leaves_other_action_spaces_alone():
     """joint_action changes nothing where the action is not MultiDiscrete."""
-    joint, params = make_training_env("RepeatFirstEasy", joint_action=True)
-    plain, _ = make_training_env("RepeatFirstEasy")
+    joint, params, _, _ = make_training_env("RepeatFirstEasy", joint_action=True)
+    plain = make_training_env("RepeatFirstEasy").env
     assert joint.action_space(params).n == plain.action_space(params).n == 4
     assert joint.observation_space(params).shape == plain.observation_space(params).shape
-    layers = []
-    while hasattr(joint, "_env"):
-        layers.append(type(joint).__name__)
-        joint = joint._env
-    assert "JointAction" not in layers, layers
+    assert "JointAction" not in _layers(joint), _layers(joint)
+
+
+
+@pytest.mark.parametrize(("env_id", "spec", "truncates"), [
+    # POPGym RepeatFirst: Discrete(4) actions, episodes end by their length (terminated)
+    ("RepeatFirstEasy", ActionSpec("discrete", (4,)), False),
+    # gymnax Pendulum: a Box(-2, 2, (1,)) torque, clipped (ClipAction), a 200-step limit
+    ("Pendulum-v1", ActionSpec("continuous", (1,)), True),
+    # POPGym Battleship: MultiDiscrete (row, column) on the 8 x 8 Easy board, a step limit
+    ("BattleshipEasy", ActionSpec("multi_discrete", (8, 8)), True),
+    # a meta suite: a Box(-1, 1, (4,)) action vector; meta-episodes end by termination only
+    ("MetaControl", ActionSpec("continuous", (4,)), False),
+])
+def test_training_env_record_carries_the_action_spec_and_truncation_flag(env_id, spec,
+                                                                         truncates):
+    """make_training_env's record holds the wrapped env's action spec and its registry
+    entry's truncates flag; a Box action space is clipped."""
+    record = make_training_env(env_id)
+    assert record.action_spec == spec
+    assert record.truncates is truncates
+    assert ("ClipAction" in _layers(record.env)) == (spec.kind == "continuous")
+
+
+@pytest.mark.parametrize("truncates", [True, False])
+def test_training_env_truncates_is_the_registry_entrys_flag(monkeypatch, truncates):
+    """The record's truncates is what the environment was registered with, not a property
+    of the environment: one Clock registered both ways gives both flags."""
+    monkeypatch.setitem(ENVS, "ClockFlagged", EnvEntry(Clock, "probe", "ClockFlagged",
+                                                       truncates=truncates))
+    record = make_training_env("ClockFlagged")
+    assert record.truncates is truncates
+    assert record.action_spec == ActionSpec("discrete", (2,))

@@ -101,8 +101,8 @@ def test_an_override_shorter_than_an_episode_is_rejected():
 def test_env_params_set_the_memory_length():
     """With env_params, a MemoryChain episode lasts memory length + 1 steps, reward at the end."""
     length = 6
-    env, params = make_training_env(ENV_ID, previous_action=False,
-                                    env_params=env_params(length))
+    env, params, _, _ = make_training_env(ENV_ID, previous_action=False,
+                                          env_params=env_params(length))
     assert params.memory_length == length
     key = jax.random.key(0)
     obs, state = env.reset(key, params)

@@ -1,6 +1,6 @@
 """The meta experiment (benchmark/experiments/meta_rl.py, `s5bench meta`): validation, cells, evaluation, probe.
 
-In-context probe: ``ProjectedBandit`` (envs/meta.py ``DelayedBandit``), K = 6 trials of a
+In-context probe: ``ProjectedBandit`` (envs/meta_rl.py ``DelayedBandit``), K = 6 trials of a
 pull and a blank step, a 1-d action read through a random per-meta-episode projection, so
 the best action (+1 or -1) is fixed within a meta-episode and random across them; the
 previous-action input is off so a memoryless policy cannot relay the outcome. Chance is 0.5
@@ -122,11 +122,12 @@ def test_in_context_probe_memory_rises_with_trial(model):
 def _untrained(settings: MetaSettings, num_seeds: int = 2):
     """A quick mlp cell's config and freshly initialised ``[S, ...]`` parameters."""
     from benchmark.train.loop import build_network
-    from envs.meta import MetaEnv
+    from envs.meta_rl import MetaEnv
+    from envs.wrappers import action_spec
 
     cell = build_cells(["mlp"], settings, "quick", num_seeds, 0, 4096, [])[0]
     env = MetaEnv(("DelayedBandit",), **settings.env_kwargs)
-    network = build_network(cell.config, env, env.default_params)
+    network = build_network(cell.config, action_spec(env.action_space(env.default_params)))
     obs, _ = env.reset(jax.random.key(0), env.default_params)
     carry = network.initialize_carry(1)
     keys = jax.random.split(jax.random.key(1), num_seeds)
@@ -179,7 +180,7 @@ def test_evaluation_never_sees_training_keys_and_training_never_sees_eval_trials
     """Every meta-episode reset is recorded with its key and the trial count of the env that
     made it: evaluation (trial_rows) resets only with keys training never used, and the
     training program only ever builds the trained K = 2 (eval_trials is a sentinel, 3)."""
-    from envs.meta import MetaEnv
+    from envs.meta_rl import MetaEnv
 
     records = []
     real = MetaEnv.reset_env

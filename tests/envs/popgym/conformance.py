@@ -189,9 +189,9 @@ def wrapped_noisy_rollouts(env_ids: list[str], num_envs: int, steps: int,
     """
     from envs.wrappers import make_training_env
 
-    env, _ = make_training_env(env_ids[0])
+    env = make_training_env(env_ids[0]).env
     stacked = jax.tree.map(lambda *leaves: jnp.stack([jnp.asarray(v) for v in leaves]),
-                           *[make_training_env(i)[1] for i in env_ids])
+                           *[make_training_env(i).params for i in env_ids])
     reset = jax.vmap(env.reset, in_axes=(0, None))
     step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     clean_obs = jax.vmap(env.clean_obs)  # delegated through the wrappers to the port

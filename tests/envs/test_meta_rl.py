@@ -1,4 +1,4 @@
-"""The meta-RL wrapper (envs/meta.py): tasks from keys, trials, resets, padding, mixed vmap."""
+"""The meta-RL wrapper (envs/meta_rl.py): tasks from keys, trials, resets, padding, mixed vmap."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 
 from envs import ENVS, make
-from envs.meta import DEFAULT_HELD_OUT, RETURN_BOUNDS, SUITES, MetaEnv, make_meta_env
+from envs.meta_rl import (
+    DEFAULT_HELD_OUT,
+    RETURN_BOUNDS,
+    STANDALONE_SUITES,
+    SUITES,
+    MetaEnv,
+    make_meta_env,
+    suite_env_kwargs,
+    suite_names,
+)
 from envs.wrappers import make_training_env
 
 
@@ -85,7 +94,8 @@ def test_trial_length_caps_base_episodes():
 
 def test_carry_reset_flag_only_at_meta_episode_starts():
     """Through the training wrappers, PPO's reset flag fires every K trials, not every trial."""
-    env, params = make_training_env("ProjectedBandit", previous_action=False, num_trials=3)
+    env, params, _, _ = make_training_env("ProjectedBandit", previous_action=False,
+                                          num_trials=3)
     keys = jax.random.split(jax.random.key(0), 4)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
     step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
@@ -270,3 +280,17 @@ def test_projected_cartpole_restarts_trials_and_paper_evaluates_32_trials():
     assert (paper.num_trials, paper.evaluated_trials, paper.same_start) == (16, 32, True)
     quick = make_settings("quick", "MetaControl")
     assert quick.evaluated_trials == quick.num_trials == 4 and not quick.same_start
+
+
+@pytest.mark.parametrize("suite", suite_names())
+def test_suite_env_kwargs_build_every_suite_with_its_settings(suite):
+    """suite_env_kwargs gives each suite's class exactly the settings it takes: every suite
+    builds from them, and the ones it keeps are the ones given."""
+    kwargs = suite_env_kwargs(suite, num_trials=3, trial_length=20, obs_size=8, action_size=2,
+                              include_action=False, same_start=True)
+    env = make_meta_env(suite, **kwargs)
+    assert env.num_trials == 3 and env.obs_size == 8
+    if suite in STANDALONE_SUITES:  # MetaCartPole: no action projection to size
+        assert set(kwargs) == set(STANDALONE_SUITES[suite].SETTINGS)
+    else:
+        assert (env.action_size, env.include_action, env.same_start) == (2, False, True)

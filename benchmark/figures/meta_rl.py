@@ -61,7 +61,7 @@ def draw_meta_trials(run: Run, out: Path) -> style.Figure | str:
     fig.suptitle(f"Meta-RL evaluation on {run.device} (no gradient steps): mean over base "
                  f"envs and {seeds} seeds, band min-max over seeds", fontsize=10)
     caption = ("Each trial's return is scaled by its base environment's trial-return bound "
-               "(envs/meta.py RETURN_BOUNDS), so it lies in about [-1, 1]; fresh random "
+               "(envs/meta_rl.py RETURN_BOUNDS), so it lies in about [-1, 1]; fresh random "
                "projections, carry reset only at the meta-episode start.")
     return style.save_figure("meta_trials", run, fig, out, caption)
 

@@ -112,6 +112,21 @@ def suite_names() -> list[str]:
     return [*SUITES, *STANDALONE_SUITES]
 
 
+def suite_env_kwargs(suite: str, *, num_trials: int, trial_length: int, obs_size: int,
+                     action_size: int, include_action: bool, same_start: bool) -> dict[str, Any]:
+    """The suite environment's constructor arguments (``make_meta_env``) for these settings.
+
+    A ``MetaEnv`` suite takes every setting; a standalone suite only the ones its class lists
+    (``SETTINGS``: MetaCartPole has no action projection, for one).
+    """
+    kwargs = {"num_trials": num_trials, "trial_length": trial_length, "obs_size": obs_size,
+              "action_size": action_size, "include_action": include_action,
+              "same_start": same_start}
+    if suite in STANDALONE_SUITES:
+        return {name: kwargs[name] for name in STANDALONE_SUITES[suite].SETTINGS}
+    return kwargs
+
+
 def suite_members(suite: str) -> tuple[str, ...]:
     """The environments a suite is evaluated on one by one (a standalone suite: itself)."""
     if suite in STANDALONE_SUITES:

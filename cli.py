@@ -271,24 +271,23 @@ for _name, _options_class in TRAINING_OPTIONS.items():  # popgym, memory, meta
 
 @_command("speed", SpeedOptions, FolderOptions)
 def speed(ctx: typer.Context, options: SpeedOptions, folder_options: FolderOptions) -> None:
-    from benchmark.measure import speed as sweep
+    from benchmark.measure.speed import close_sweep, open_sweep, prepare, run_sweep, summary_table
     from benchmark.schema import SPEED_CSV
 
     def start():
-        job = sweep.prepare(options, folder_options, typed=_typed(ctx, options))
-        folder = sweep.open_sweep(job)
+        job = prepare(options, folder_options, typed=_typed(ctx, options))
+        folder = open_sweep(job)
         config = job.config
         console.print(f"[bold]s5bench speed[/]: {', '.join(config.models)} x "
                       f"{', '.join(config.modes)} at T in {list(config.seq_lens)}, "
                       f"B={config.batch}; writing to {folder.path}")
-        return folder, lambda stop: sweep.run_sweep(config, folder.path / SPEED_CSV, console,
-                                                    should_stop=stop)
+        return folder, lambda stop: run_sweep(config, folder.path / SPEED_CSV, console,
+                                              should_stop=stop)
 
     folder, rows = _run_job(ctx, "speed", start)
-    sweep.close_sweep(folder)
-    console.print(sweep.summary_table(rows, f"median seconds per call on "
-                                      f"{folder.meta['backend']} "
-                                      f"({rows[0]['device'] if rows else '?'})"))
+    close_sweep(folder)
+    console.print(summary_table(rows, f"median seconds per call on {folder.meta['backend']} "
+                                f"({rows[0]['device'] if rows else '?'})"))
     console.print(f"results: {folder.path}")
     if any(row["status"] == "error" for row in rows):
         _say("some cells failed with an error; see the message column")

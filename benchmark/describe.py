@@ -10,6 +10,16 @@ import jax.numpy as jnp
 from rich.table import Table
 
 from benchmark.config import make_preset
+from envs.registry import (
+    ALIASES,
+    ENVS,
+    PLUGIN_SUITE,
+    PLUGINS,
+    _ensure_gymnax_registered,
+    plugin_env_ids,
+    resolve,
+)
+from models import backbone, registered_backbones
 
 
 def count_params(module, input_size: int) -> int:
@@ -28,8 +38,6 @@ def backbone_lines() -> tuple[list[str], list[str]]:
     and version. Returns ``(lines, problems)``: a plugin that cannot be resolved or built
     is one problem line naming it, and the others are still listed.
     """
-    from models import backbone, registered_backbones
-
     lines, problems = [], []
     for name in registered_backbones():
         try:
@@ -57,16 +65,6 @@ def env_lines(suite: str | None = None) -> tuple[list[str], list[str]]:
     version. Returns ``(lines, problems)``: a plugin that cannot be resolved is one
     problem line naming it, and the others are still listed.
     """
-    from envs.registry import (
-        ALIASES,
-        ENVS,
-        PLUGIN_SUITE,
-        PLUGINS,
-        _ensure_gymnax_registered,
-        plugin_env_ids,
-        resolve,
-    )
-
     problems = []
     for env_id in plugin_env_ids():
         try:

@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from envs.registry import plugin
+from models import backbone
+
 
 def plugin_records(models: Iterable[str], env_ids: Iterable[str]) -> list[dict[str, Any]]:
     """One record per distinct plugin among ``models`` and ``env_ids`` (built-ins: none).
 
     The names must already resolve (validated before).
     """
-    from envs.registry import plugin
-    from models import backbone
-
     found = [backbone(name).plugin for name in dict.fromkeys(models)]
     found += [plugin(env_id) for env_id in dict.fromkeys(env_ids)]
     return [provenance.record() for provenance in found if provenance is not None]
@@ -36,9 +36,6 @@ def check_recorded(records: Iterable[Mapping[str, Any]]) -> None:
     Raises:
       ValueError: one line naming the first plugin that does not, and why.
     """
-    from envs.registry import plugin
-    from models import backbone
-
     for record in records:
         name, kind = record["name"], record["kind"]
         used = (f"{kind} plugin {name} ({record['distribution'] or 'not packaged'} "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import shlex
 import shutil
 import signal
 import threading
@@ -27,6 +28,7 @@ from typing import Any, TypeVar
 
 from benchmark.compat import folder_command, upgraded_options
 from benchmark.options import Options
+from benchmark.plugins import check_recorded
 from benchmark.results import collect_meta, write_json
 
 OptionsT = TypeVar("OptionsT", bound=Options)
@@ -182,8 +184,6 @@ def check_plugins(run_dir: Path, saved_doc: Mapping[str, Any]) -> None:
     Checked before any option or setting is rebuilt, so a missing plugin is named as such
     rather than as an unknown model.
     """
-    from benchmark.plugins import check_recorded
-
     try:
         check_recorded(saved_doc.get("plugins", []))
     except ValueError as error:
@@ -301,6 +301,4 @@ class StopRequest:
 
 def resume_command(command: str, run_dir: Path) -> str:
     """The short command that continues a stopped run: the folder knows its own options."""
-    import shlex
-
     return shlex.join(["s5bench", *command.split(), "--resume", str(run_dir)])

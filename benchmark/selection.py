@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from benchmark.errors import ConfigError
+from envs import expand
+from models import backbone, registered_backbones
 
 
 def validated_models(names: Sequence[str]) -> list[str]:
@@ -18,8 +20,6 @@ def validated_models(names: Sequence[str]) -> list[str]:
     ``ConfigError`` on the ``model`` field: an unknown name (listing the valid ones), or a
     plugin that does not import or keep the protocol (naming it).
     """
-    from models import backbone, registered_backbones
-
     if not names:
         raise ConfigError("model", "no model given; valid models: "
                           + ", ".join(registered_backbones()))
@@ -33,8 +33,6 @@ def validated_models(names: Sequence[str]) -> list[str]:
 
 def validated_envs(selections: Sequence[str]) -> list[str]:
     """Environment ids of ids, aliases, families or ``all``; ``ConfigError`` if unknown."""
-    from envs import expand
-
     if not selections:
         raise ConfigError("env", "no environment given; give an id, alias or family from "
                           "`s5bench envs`, or all")

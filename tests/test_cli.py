@@ -93,18 +93,18 @@ def test_env_all_runs_every_popgym_env_and_writes_aggregate(tmp_path, monkeypatc
 
     import benchmark.experiments.cells as experiment
     from benchmark.train.loop import RunResult
-    from benchmark.train.sharding import plan_mesh
+    from benchmark.train.sharding import choose_mesh
 
     trained = []
 
     def run_training(config, on_chunk, *, on_compiled, **kwargs):
         trained.append(config.env.env_id)
-        plan = plan_mesh(config.num_seeds, config.ppo.num_envs, 1)
-        on_compiled(plan, 0.5)
+        shape = choose_mesh(config.num_seeds, config.ppo.num_envs, 1)
+        on_compiled(shape, 0.5)
         value = (len(trained) - 1) / 100 + np.arange(2)[:, None] / 10
         return RunResult(runner=None, compile_s=0.5, train_s=2.0, host_s=0.0,
                          memory_bytes=None, env_steps=1024, mean_return=np.tile(value, 10),
-                         diverged_at=np.zeros(2, int), mesh=plan)
+                         diverged_at=np.zeros(2, int), mesh=shape)
 
     monkeypatch.setattr(experiment, "run_training", run_training)
     result = runner.invoke(cli.app, ["popgym", "--model", "s5", "--env", "all", "--seeds", "2",

@@ -187,10 +187,10 @@ def test_sharded_plugin_run_merges(installed, tmp_path, monkeypatch):
 
     import benchmark.experiments.cells as sweep
     from benchmark.train.loop import RunResult
-    from benchmark.train.sharding import plan_mesh
+    from benchmark.train.sharding import choose_mesh
 
     def run_training(config, on_chunk, *, on_compiled, **kwargs):
-        plan = plan_mesh(config.num_seeds, config.ppo.num_envs, 1)
+        plan = choose_mesh(config.num_seeds, config.ppo.num_envs, 1)
         on_compiled(plan, 0.5)
         return RunResult(runner=None, compile_s=0.5, train_s=1.0, host_s=0.0,
                          memory_bytes=None, env_steps=256, mean_return=np.ones((1, 2)),

@@ -32,7 +32,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from benchmark.experiments.resume import ResumePlan, cell_key, checkpoint_dir
+from benchmark.experiments.resume import ResumeState, cell_key, checkpoint_dir
 from benchmark.experiments.types import Cell
 from benchmark.metrics import max_mean_episodic_return
 from benchmark.results import CsvLog, write_json
@@ -125,7 +125,7 @@ class Session:
     checkpoint: CheckpointSettings | None = field(default_factory=CheckpointSettings)
     devices: int | None = None  # --devices: at most this many (default: every device)
     should_stop: Callable[[], bool] = lambda: False
-    resume: ResumePlan | None = None
+    resume: ResumeState | None = None
     meta: dict[str, Any] | None = None
 
     def record(self, cell: Cell, **info: Any) -> None:

@@ -33,7 +33,7 @@ from benchmark.compat import upgraded_options
 from benchmark.config import ConfigError, from_dict, rebuilt_runs, to_dict
 from benchmark.experiments import memory, meta_rl, popgym
 from benchmark.experiments.cells import Session, run_cells
-from benchmark.experiments.resume import ResumePlan, cell_key, prepare_resume
+from benchmark.experiments.resume import ResumeState, cell_key, prepare_resume
 from benchmark.experiments.types import Cell, Experiment, Plan
 from benchmark.measure import reference, speed
 from benchmark.options import FolderOptions, ReferenceOptions, RunControl, TrainOptions
@@ -208,7 +208,7 @@ def _agree_on_settings(doc: Mapping[str, Any] | None, error: Exception | None) -
                                  f"{difference}; start every process with the same options")
 
 
-def open_folder(job: Job) -> tuple[RunFolder, ResumePlan | None]:
+def open_folder(job: Job) -> tuple[RunFolder, ResumeState | None]:
     """Create the job's run folder (a shard's inside its sweep's), or reopen it to resume.
 
     Returns the folder and, on a resume, where each cell continues (``prepare_resume``
@@ -238,7 +238,7 @@ def open_folder(job: Job) -> tuple[RunFolder, ResumePlan | None]:
         job.experiment.extra_csvs, trim=False)
 
 
-def _open_folder(job: Job) -> tuple[RunFolder, ResumePlan | None]:
+def _open_folder(job: Job) -> tuple[RunFolder, ResumeState | None]:
     exp, checkpoint, control = job.experiment, job.checkpoint, job.control
     checkpoint_meta = {"every_minutes": checkpoint.every_minutes, "keep": checkpoint.keep}
     if control.resume is None:
@@ -275,7 +275,7 @@ class Outcome:
     tables: list[Any]  # the experiment's own result tables, to print
 
 
-def train(job: Job, folder: RunFolder, resume: ResumePlan | None, console,
+def train(job: Job, folder: RunFolder, resume: ResumeState | None, console,
           should_stop: Callable[[], bool] = lambda: False) -> Outcome:
     """Train every cell of the job into ``folder``, then the experiment's finish step.
 

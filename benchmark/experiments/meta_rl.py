@@ -41,6 +41,15 @@ from benchmark.results import CsvLog, read_rows
 from benchmark.schema import META_LABELS, TRIAL_COLUMNS, TRIALS_CSV
 from benchmark.selection import validated_models
 from benchmark.train.loop import RunResult, build_network
+from envs.meta_rl import (
+    DEFAULT_HELD_OUT,
+    SAME_START_SUITES,
+    STANDALONE_SUITES,
+    suite_env_kwargs,
+    suite_members,
+    suite_names,
+)
+from envs.wrappers import make_training_env
 
 # Per preset: the training suite, trials per meta-episode and the cap on a trial's steps.
 # quick keeps a meta-episode (4 x 32 steps) equal to the quick rollout (128 steps); paper
@@ -72,8 +81,6 @@ class MetaSettings:
     eval_seed: int = 1_000_003  # evaluation keys: key(eval_seed + seed), folded per env
 
     def __post_init__(self):
-        from envs.meta_rl import STANDALONE_SUITES, suite_members, suite_names
-
         for name, value in (("suite", self.suite), ("held_out", self.held_out)):
             if value is not None and value not in suite_names():
                 raise ConfigError(name, f"unknown meta suite {value!r}; valid suites: "
@@ -104,8 +111,6 @@ class MetaSettings:
     @property
     def env_kwargs(self) -> dict[str, Any]:
         """The suite environment's constructor arguments (``envs.meta_rl.suite_env_kwargs``)."""
-        from envs.meta_rl import suite_env_kwargs
-
         return suite_env_kwargs(self.suite, num_trials=self.num_trials,
                                 trial_length=self.trial_length, obs_size=self.obs_size,
                                 action_size=self.action_size,
@@ -120,8 +125,6 @@ class MetaSettings:
 
     def splits(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """``(split, suite, base env ids)`` evaluated: ``train`` then ``held-out``."""
-        from envs.meta_rl import suite_members
-
         out = [("train", self.suite, suite_members(self.suite))]
         if self.held_out is not None:
             out.append(("held-out", self.held_out, suite_members(self.held_out)))
@@ -137,8 +140,6 @@ def make_settings(preset: str, suite: str | None = None, held_out: str | None = 
     standalone suite's own projection width (MetaCartPole: the paper's 4) replaces the
     ``MetaEnv`` default.
     """
-    from envs.meta_rl import DEFAULT_HELD_OUT, SAME_START_SUITES, STANDALONE_SUITES
-
     if preset not in PRESETS:
         raise ConfigError("preset", f"unknown preset {preset!r}; valid presets: "
                           f"{', '.join(PRESETS)}")
@@ -202,8 +203,6 @@ def evaluate(config: RunConfig, params: Any, settings: MetaSettings, suite: str,
       ``[S, K]`` float (K = ``settings.evaluated_trials``): mean scaled return of trial k
       over ``settings.eval_episodes`` meta-episodes, actions sampled from the policy.
     """
-    from envs.wrappers import make_training_env
-
     # The training wrappers (continuous actions clipped to the box, observations encoded),
     # so the policy acts on what it trained on.
     env, env_params, action_spec, _ = make_training_env(

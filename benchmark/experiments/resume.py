@@ -34,7 +34,7 @@ def checkpoint_dir(run_dir: Path, cell: Cell, label_columns: Sequence[str]) -> P
 
 
 @dataclass
-class ResumePlan:
+class ResumeState:
     """Where each cell of an interrupted run stands (``prepare_resume``)."""
 
     done: dict[tuple[str, ...], list[dict[str, Any]]]  # finished cells -> their summary rows
@@ -51,7 +51,7 @@ class ResumePlan:
 def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence[str],
                    checkpoint: CheckpointSettings,
                    extra_csvs: Mapping[str, Sequence[str]] | None = None,
-                   trim: bool = True) -> ResumePlan:
+                   trim: bool = True) -> ResumeState:
     """Decide where each cell resumes and make the CSVs agree with that, exactly once.
 
     A cell is finished when summary.csv holds a row for each of its seeds and none is an
@@ -60,7 +60,7 @@ def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence
     past that update, its partial summary rows and its rows in ``extra_csvs`` (file name ->
     the label columns that identify a cell's rows there; say trials.csv by model) are
     dropped: they will be written again, the same numbers, in order. A last line without
-    its newline (a write cut by the kill) is dropped too. With ``trim=False`` the plan is
+    its newline (a write cut by the kill) is dropped too. With ``trim=False`` the state is
     made without touching the CSVs (the processes of a multi-process run that follow
     process 0, which trims them).
     """
@@ -88,7 +88,7 @@ def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence
         return key in done or (start.get(key) is not None and int(row["update"]) <= start[key])
 
     if not trim:
-        return ResumePlan(done=done, start=start, notes=notes)
+        return ResumeState(done=done, start=start, notes=notes)
     dropped = filter_rows(run_dir / CURVES_CSV, keep_curve)
     dropped += filter_rows(run_dir / SUMMARY_CSV,
                            lambda row: cell_key(row, label_columns) in done)
@@ -101,5 +101,5 @@ def prepare_resume(run_dir: Path, cells: Sequence[Cell], label_columns: Sequence
     if dropped:
         notes.append(f"dropped {dropped} row(s) written after the last checkpoint; they "
                      f"are measured again")
-    return ResumePlan(done=done, start=start, notes=notes)
+    return ResumeState(done=done, start=start, notes=notes)
 

@@ -47,6 +47,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmark.train.losses import ppo_loss
+from envs.registry import ENVS, make, resolve
+from models import backbone_config_class
+from models.actor_critic import ActorCritic, NetworkConfig
+from models.heads import ActionSpec
+
 SEQ_LEN, BATCH, INPUT_SIZE = 12, 3, 5  # T, B, D of the backbone checks
 CHUNK_SPLITS = (1, 4, 8)  # k of chunks_compose: lengths 1, 4, 8, 11 (few compiles)
 EPISODE_LEN = 4  # packed_equals_separate: 3 episodes of 4 steps in T = 12
@@ -92,8 +98,6 @@ CHECK_WIDTH, CHECK_LAYERS = 16, 2  # the size ``s5bench check`` builds: cheap, a
 def check_config(name: str) -> Any:
     """The config ``s5bench check NAME`` checks: ``quick().sized(16, 2)`` of the backbone
     ``name`` resolves to (built-in, entry point or import path; ``PluginError`` if none)."""
-    from models import backbone_config_class
-
     return backbone_config_class(name).quick().sized(CHECK_WIDTH, CHECK_LAYERS)
 
 
@@ -311,10 +315,6 @@ def _parallel_equals_sequential(s: _Subject, config: Any):
 def _finite_gradients(s: _Subject):
     """Gradients of the clipped PPO loss through encoder, backbone and heads (random data,
     4 discrete actions, a reset at every episode start); counts non-finite entries."""
-    from benchmark.train.losses import ppo_loss
-    from models.actor_critic import ActorCritic, NetworkConfig
-    from models.heads import ActionSpec
-
     network = ActorCritic(backbone=s.module, action_spec=ActionSpec("discrete", (4,)),
                           network=NetworkConfig.single_layer(16))
     x, resets = s.inputs(9)
@@ -363,8 +363,6 @@ def check_env(env_id: str) -> list[PropertyResult]:
     ``MAX_EPISODE_STEPS``); ``obs_in_space`` (every observation, final ones included, lies
     in the observation space). NOT a pure jittable function.
     """
-    from envs.registry import ENVS, make, resolve
-
     results: list[PropertyResult] = []
     described = {
         "make": "make() returns (env, params) with action and observation spaces",

@@ -29,6 +29,7 @@ from typing import Any
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 
 from benchmark.errors import ConfigError
 from benchmark.results import write_json
@@ -72,8 +73,6 @@ class CellCheckpoints:
 
     def _orbax(self):
         if self._manager is None:
-            import orbax.checkpoint as ocp
-
             self._manager = ocp.CheckpointManager(
                 self.directory,
                 options=ocp.CheckpointManagerOptions(
@@ -103,8 +102,6 @@ class CellCheckpoints:
 
         ``mean_return`` is the ``[S, update]`` history the summary needs after a resume.
         """
-        import orbax.checkpoint as ocp
-
         extra = {
             "update": update,
             "train_s": train_s,
@@ -168,8 +165,6 @@ class CellCheckpoints:
 
     def restore(self, step: int, like) -> Restored:
         """Step ``step`` onto the shapes, dtypes and shardings of the runner ``like``."""
-        import orbax.checkpoint as ocp
-
         savable = _savable(like)
         target = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), savable)

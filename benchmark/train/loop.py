@@ -24,12 +24,12 @@ from benchmark.train.checkpoint import CellCheckpoints
 from benchmark.train.devices import planned_memory_bytes
 from benchmark.train.ppo import RunnerState, Trainer, make_train
 from benchmark.train.sharding import (
-    MeshPlan,
+    MeshShape,
     any_process,
     available_devices,
+    choose_mesh,
     gather,
     make_mesh,
-    plan_mesh,
     runner_shardings,
 )
 from envs.wrappers import make_training_env
@@ -85,7 +85,7 @@ class RunResult:
     env_steps: int  # per seed
     mean_return: np.ndarray  # [S, num_updates], NaN where no episode ended
     diverged_at: np.ndarray  # [S] update at which each seed diverged, 0 if it did not
-    mesh: MeshPlan  # how seeds and environments were spread over devices
+    mesh: MeshShape  # how seeds and environments were spread over devices
 
 
 class TrainingInterrupted(Stopped):
@@ -105,11 +105,11 @@ def compile_trainer(config: RunConfig, trainer: Trainer, devices: int | None = N
     """Compile ``init`` and ``run_chunk`` for all seeds, sharded over the devices.
 
     Returns:
-      ``(init, run_chunk, keys, mesh_plan)``: compiled functions and the seed keys, placed
+      ``(init, run_chunk, keys, mesh_shape)``: compiled functions and the seed keys, placed
       on the mesh (seed axis over ``seed_shards`` devices, environments over the rest).
     """
-    plan = plan_mesh(config.num_seeds, config.ppo.num_envs, available_devices(devices))
-    mesh = make_mesh(plan)
+    shape = choose_mesh(config.num_seeds, config.ppo.num_envs, available_devices(devices))
+    mesh = make_mesh(shape)
     by_seed = NamedSharding(mesh, P("seed"))
     # Made under jit with its output sharding, so that on several processes each makes its
     # own devices' keys (device_put cannot place an array on another process's devices).
@@ -122,7 +122,7 @@ def compile_trainer(config: RunConfig, trainer: Trainer, devices: int | None = N
         jax.vmap(trainer.run_chunk), in_shardings=(shardings,),
         out_shardings=(shardings, by_seed),
     ).lower(runner_shapes).compile()
-    return init, run_chunk, keys, plan
+    return init, run_chunk, keys, shape
 
 
 def run_training(
@@ -133,7 +133,7 @@ def run_training(
     resume_from: int | None = None,
     devices: int | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-    on_compiled: Callable[[MeshPlan, float], None] | None = None,
+    on_compiled: Callable[[MeshShape, float], None] | None = None,
     on_saved: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Train ``config.num_seeds`` seeds at once and report after every chunk.
@@ -150,12 +150,12 @@ def run_training(
     """
     trainer, _ = build_trainer(config)
     start = time.perf_counter()
-    init, run_chunk, keys, plan = compile_trainer(config, trainer, devices)
+    init, run_chunk, keys, shape = compile_trainer(config, trainer, devices)
     runner = init(keys)
     compile_s = time.perf_counter() - start
     memory_bytes = planned_memory_bytes(run_chunk)
     if on_compiled is not None:
-        on_compiled(plan, compile_s)
+        on_compiled(shape, compile_s)
 
     done, train_s_before, returns = 0, 0.0, []
     if resume_from is not None:
@@ -229,5 +229,5 @@ def run_training(
         env_steps=trainer.num_chunks * steps_per_chunk,
         mean_return=history(),
         diverged_at=np.asarray(gather(runner.diverged_at)),
-        mesh=plan,
+        mesh=shape,
     )

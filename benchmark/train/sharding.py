@@ -2,7 +2,7 @@
 
 The seed-vmapped ``RunnerState`` has the seed axis first and, in its environment parts
 (environment state, observations, reset flags, backbone carry), the environment axis
-second. ``plan_mesh`` picks a 2-D device mesh ``("seed", "env")`` for a run, and
+second. ``choose_mesh`` picks a 2-D device mesh ``("seed", "env")`` for a run, and
 ``runner_shardings`` gives every leaf a ``NamedSharding`` on it; ``jax.jit`` with those
 shardings then runs each device's share of the seeds (GSPMD inserts the few collectives the
 environment split needs: the minibatch shuffle gathers across it). No scheduler of our own:
@@ -20,6 +20,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -29,7 +30,7 @@ AXES = ("seed", "env")
 
 
 @dataclass(frozen=True)
-class MeshPlan:
+class MeshShape:
     """How one training cell is laid out: ``seed_shards x env_shards`` devices."""
 
     seed_shards: int
@@ -44,7 +45,7 @@ class MeshPlan:
                 "env_shards": self.env_shards}
 
 
-def plan_mesh(num_seeds: int, num_envs: int, num_devices: int) -> MeshPlan:
+def choose_mesh(num_seeds: int, num_envs: int, num_devices: int) -> MeshShape:
     """The largest mesh of at most ``num_devices`` that divides the run evenly.
 
     Seeds come first: ``seed_shards`` is the largest divisor of ``num_seeds`` that fits.
@@ -58,12 +59,12 @@ def plan_mesh(num_seeds: int, num_envs: int, num_devices: int) -> MeshPlan:
                       if num_seeds % d == 0)
     spare = num_devices // seed_shards
     env_shards = max(d for d in range(1, min(num_envs, spare) + 1) if num_envs % d == 0)
-    return MeshPlan(seed_shards, env_shards)
+    return MeshShape(seed_shards, env_shards)
 
 
-def make_mesh(plan: MeshPlan, devices: list | None = None) -> Mesh:
-    devices = list(devices if devices is not None else jax.devices())[: plan.num_devices]
-    grid = np.array(devices, dtype=object).reshape(plan.seed_shards, plan.env_shards)
+def make_mesh(shape: MeshShape, devices: list | None = None) -> Mesh:
+    devices = list(devices if devices is not None else jax.devices())[: shape.num_devices]
+    grid = np.array(devices, dtype=object).reshape(shape.seed_shards, shape.env_shards)
     return Mesh(grid, AXES)
 
 
@@ -210,8 +211,6 @@ def any_process(*flags: bool) -> tuple[bool, ...]:
     """
     if not is_multiprocess():
         return tuple(bool(f) for f in flags)
-    from jax.experimental import multihost_utils
-
     everyone = np.asarray(multihost_utils.process_allgather(np.asarray(flags, dtype=np.int32)))
     return tuple(bool(v) for v in everyone.reshape(-1, len(flags)).any(axis=0))
 
@@ -229,7 +228,5 @@ def process_layout() -> dict:
 def gather(tree):
     """Host numpy copies of (possibly sharded) arrays, from every process of the run."""
     if is_multiprocess():
-        from jax.experimental import multihost_utils
-
         return multihost_utils.process_allgather(tree, tiled=True)
     return jax.device_get(tree)

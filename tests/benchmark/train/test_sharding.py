@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.train.sharding import MeshPlan, plan_mesh
+from benchmark.train.sharding import MeshShape, choose_mesh
 
 SCRIPT = textwrap.dedent('''
     import json
@@ -58,16 +58,16 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_plan_mesh_prefers_seeds_then_environments():
-    assert plan_mesh(8, 64, 8) == MeshPlan(8, 1)
-    assert plan_mesh(1, 64, 8) == MeshPlan(1, 8)
-    assert plan_mesh(2, 64, 8) == MeshPlan(2, 4)
-    assert plan_mesh(5, 64, 8) == MeshPlan(5, 1)  # 5 x 1: an uneven split idles devices anyway
-    assert plan_mesh(6, 64, 4) == MeshPlan(3, 1)
-    assert plan_mesh(4, 6, 16) == MeshPlan(4, 3)
-    assert plan_mesh(3, 16, 1) == MeshPlan(1, 1)
+def test_choose_mesh_prefers_seeds_then_environments():
+    assert choose_mesh(8, 64, 8) == MeshShape(8, 1)
+    assert choose_mesh(1, 64, 8) == MeshShape(1, 8)
+    assert choose_mesh(2, 64, 8) == MeshShape(2, 4)
+    assert choose_mesh(5, 64, 8) == MeshShape(5, 1)  # 5 x 1: an uneven split idles devices anyway
+    assert choose_mesh(6, 64, 4) == MeshShape(3, 1)
+    assert choose_mesh(4, 6, 16) == MeshShape(4, 3)
+    assert choose_mesh(3, 16, 1) == MeshShape(1, 1)
     with pytest.raises(ValueError):
-        plan_mesh(1, 1, 0)
+        choose_mesh(1, 1, 0)
 
 
 def test_four_devices_shard_seeds_and_environments_with_unsharded_numbers():

@@ -25,7 +25,6 @@ import cli
 from benchmark.config import override, quick, to_dict
 from benchmark.experiments.resume import prepare_resume
 from benchmark.experiments.types import Cell
-from benchmark.run_folder import StopRequest
 from benchmark.train.checkpoint import MANIFEST, CellCheckpoints, CheckpointSettings
 from benchmark.train.loop import TrainingInterrupted, run_training
 from tests.cli_checks import assert_one_error_line
@@ -169,22 +168,6 @@ def test_sigterm_saves_and_prints_how_to_resume(tmp_path, monkeypatch):
         (seed, update) for seed in (0, 1) for update in range(1, 9)]  # each row once
 
 
-def test_stop_request_sigterm_asks_once_and_never_interrupts():
-    """SIGTERM sets the stop flag like a first Ctrl-C; a second SIGTERM does not stop at
-    once (only a second Ctrl-C does); the handler is restored."""
-    before = signal.getsignal(signal.SIGTERM)
-    said = []
-    with StopRequest(said.append) as stop:
-        assert not stop.requested()
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(0.05)
-        assert stop.requested() and said[0].startswith("SIGTERM: stopping after")
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(0.05)
-        assert len(said) == 2 and stop.requested()
-    assert signal.getsignal(signal.SIGTERM) is before
-
-
 def test_truncated_checkpoint_is_reported_and_the_previous_one_used(tmp_path):
     """A checkpoint truncated on disk is caught by its manifest: resume says so in one line,
     continues from the previous checkpoint, and still ends with the uninterrupted numbers."""
@@ -320,21 +303,6 @@ def test_bad_checkpoint_settings_exit_2(tmp_path):
         result = runner.invoke(cli.app, [*SHORT, *extra, "--out", str(tmp_path)])
         assert result.exit_code == 2 and needle in result.output, result.output
     assert not any(tmp_path.iterdir())
-
-
-def test_stop_request_first_signal_asks_second_interrupts():
-    """SIGINT once sets the flag; twice raises KeyboardInterrupt; handlers are restored."""
-    before = signal.getsignal(signal.SIGINT)
-    said = []
-    with StopRequest(said.append) as stop:
-        assert not stop.requested()
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)
-        assert stop.requested() and "stopping after the current chunk" in said[0]
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-    assert signal.getsignal(signal.SIGINT) is before
 
 
 def _cut_back(run_dir: Path, slug: str, step: int, labels: dict[str, str]) -> None:

@@ -83,10 +83,10 @@ def _parameters(classes: tuple[type[Options], ...]) -> list[inspect.Parameter]:
             meta, hint, default = field.metadata, hints[field.name], field.default
             if meta["parse"] is not None:
                 hint, default = str, meta["shown"]
-            elif (item := _item_type(hint)) is not None:
+            elif (item := _item_type(hint)) is not None:  # repeatable; () shows as unset
                 hint = list[item] if default is ... else list[item] | None
-                default = default if default in (..., None, ()) else list(default)
-                default = None if default == () else default
+                if default not in (..., None):
+                    default = list(default) or None
             make = typer.Argument if meta["argument"] else typer.Option
             info = make(*meta["flags"], help=meta["help"], show_default=default not in (None, ...))
             parameters.append(inspect.Parameter(
@@ -105,7 +105,7 @@ def _options(cls: type[Options], values: dict[str, Any]) -> Options:
                 value = field.metadata["parse"](value)
             except ValueError as error:
                 raise ConfigError(field.name, str(error)) from None
-        elif item is not None:  # comma lists of names, as many as given of anything else
+        elif item is not None:  # names may also come comma-separated; paths may not
             value = field.default if value is None else tuple(
                 _split(value) if item is str else value)
         given[field.name] = value

@@ -23,7 +23,7 @@ from benchmark.errors import ConfigError
 
 
 def option(default: Any, help: str, *flags: str, parse: Callable[[str], Any] | None = None,
-           shown: str | None = None, argument: bool = False) -> Any:
+           argument: bool = False) -> Any:
     """A dataclass field that is also a command-line option.
 
     Args:
@@ -31,12 +31,14 @@ def option(default: Any, help: str, *flags: str, parse: Callable[[str], Any] | N
       help: the ``--help`` text.
       *flags: the option's spellings (default: ``--field-name``).
       parse: for options typed as text but kept parsed (``--seq-len 8..64`` -> ``(8, 16,
-        32, 64)``): text -> value, raising ValueError with the problem.
-      shown: the default as the user would type it, for ``parse`` options.
+        32, 64)``): text -> value, raising ValueError with the problem. ``default`` is
+        then the text, as the user would type it, and the field's default its value.
       argument: a positional argument (``s5bench merge SWEEP``), not an option.
     """
-    return field(default=default, metadata={"help": help, "flags": flags, "parse": parse,
-                                            "shown": shown, "argument": argument})
+    shown = default if parse is not None else None
+    return field(default=default if parse is None else parse(default),
+                 metadata={"help": help, "flags": flags, "parse": parse, "shown": shown,
+                           "argument": argument})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -281,9 +283,8 @@ class SpeedOptions(Options):
     """
 
     seq_len: tuple[int, ...] = option(
-        (1024, 2048, 4096, 8192, 16384, 32768, 65536), "Sequence lengths T: A..B (every "
-        "power of two from A to B, both powers of two) or a comma list such as "
-        "256,1000,4096.", parse=_parse_lengths, shown="1024..65536")
+        "1024..65536", "Sequence lengths T: A..B (every power of two from A to B, both "
+        "powers of two) or a comma list such as 256,1000,4096.", parse=_parse_lengths)
     model: tuple[str, ...] | None = option(
         None, _models_help("all") + " S5 is timed with both its parallel and sequential "
         "evaluation.", *_MODELS)

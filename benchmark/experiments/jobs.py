@@ -36,7 +36,13 @@ from benchmark.experiments.cells import Session, run_cells
 from benchmark.experiments.resume import ResumeState, cell_key, prepare_resume
 from benchmark.experiments.types import Cell, Experiment, Plan
 from benchmark.measure import reference, speed
-from benchmark.options import FolderOptions, ReferenceOptions, RunControl, TrainOptions
+from benchmark.options import (
+    TRAINING_OPTIONS,
+    FolderOptions,
+    ReferenceOptions,
+    RunControl,
+    TrainOptions,
+)
 from benchmark.plugins import run_plugins
 from benchmark.results import (
     CsvLog,
@@ -405,7 +411,7 @@ def merge(sweep_dir: Path, mixed_devices: bool = False) -> tuple[Outcome, Experi
     if missing:
         raise RunFolderError(f"{sweep_dir}: shard(s) {', '.join(map(str, missing))} of "
                              f"{count} missing")
-    whole_options = exp.options.from_dict({**options, "shard": None})
+    whole_options = TRAINING_OPTIONS[exp.name].from_dict({**options, "shard": None})
     whole = exp.plan(whole_options)
     order = [cell_key(cell.labels, exp.labels) for cell in whole.cells]
     owner: dict[tuple[str, ...], Path] = {}

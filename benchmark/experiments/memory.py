@@ -166,6 +166,6 @@ def plan(options: MemoryOptions) -> Plan:
                                  "models": names, "memory_lengths": lengths})
 
 
-EXPERIMENT = Experiment(name="memory", options=MemoryOptions, labels=MEMORY_LABELS, plan=plan,
+EXPERIMENT = Experiment(name="memory", labels=MEMORY_LABELS, plan=plan,
                         make_cell=make_cell, summary_title="memory: mean over seeds",
                         extra_summary=EXTRA_SUMMARY)

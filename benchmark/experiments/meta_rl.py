@@ -299,7 +299,7 @@ def finish(settings: MetaSettings, run_dir: Path, rows: list[dict]) -> list[Tabl
 
 
 EXPERIMENT = Experiment(
-    name="meta", options=MetaOptions, labels=META_LABELS, plan=plan, make_cell=make_cell,
+    name="meta", labels=META_LABELS, plan=plan, make_cell=make_cell,
     summary_title="meta training: mean over seeds",
     # trials.csv's suite column is the evaluated split's suite, so its rows go by model
     extra_csvs={TRIALS_CSV: ("model",)},

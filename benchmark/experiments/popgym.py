@@ -52,6 +52,6 @@ def _popgym_finish(context: Any, run_dir: Path, rows: list[dict]) -> list[Any]:
     return []
 
 
-EXPERIMENT = Experiment(name="popgym", options=PopgymOptions, labels=POPGYM_LABELS,
+EXPERIMENT = Experiment(name="popgym", labels=POPGYM_LABELS,
                         plan=_popgym_plan, make_cell=_popgym_cell,
                         summary_title="popgym: mean over seeds", finish=_popgym_finish)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.config import RunConfig
-from benchmark.options import TrainOptions
 
 if TYPE_CHECKING:  # annotations only: the training loop sits higher in the import graph
     from benchmark.train.loop import RunResult
@@ -47,10 +46,9 @@ class Plan:
 class Experiment:
     """A training command's experiment; see the module docstring."""
 
-    name: str
-    options: type[TrainOptions]  # the command's options (config.json keeps them)
+    name: str  # also its options class's key in ``options.TRAINING_OPTIONS``
     labels: tuple[str, ...]
-    plan: Callable[[Any], Plan]  # those options -> every cell (ValueError if bad)
+    plan: Callable[[Any], Plan]  # the command's options -> every cell (ValueError if bad)
     make_cell: Callable[[RunConfig], Cell]  # a saved run config -> its cell (labels)
     summary_title: str = ""
     extra_summary: Mapping[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)

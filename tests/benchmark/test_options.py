@@ -6,40 +6,51 @@ import dataclasses
 import json
 
 import pytest
-from typer.testing import CliRunner
+import typer
 
 import cli
 from benchmark.compat import upgraded_options
 from benchmark.errors import ConfigError
 from benchmark.options import (
     TRAINING_OPTIONS,
+    CheckOptions,
+    CompareOptions,
     EnvBenchOptions,
+    EnvsOptions,
+    FiguresOptions,
     FolderOptions,
     MemoryOptions,
+    MergeOptions,
     PopgymOptions,
+    ReferenceOptions,
     RunControl,
     SpeedOptions,
     TrainOptions,
 )
 
-runner = CliRunner()
-
-COMMANDS = {"popgym": (PopgymOptions, RunControl), "memory": (MemoryOptions, RunControl),
-            "meta": (TRAINING_OPTIONS["meta"], RunControl), "speed": (SpeedOptions, FolderOptions),
-            "envs": (EnvBenchOptions, FolderOptions)}
+COMMANDS = {**{name: (cls, RunControl) for name, cls in TRAINING_OPTIONS.items()},
+            "speed": (SpeedOptions, FolderOptions),
+            "envs": (EnvsOptions, EnvBenchOptions, FolderOptions),
+            "reference": (ReferenceOptions,), "figures": (FiguresOptions,),
+            "merge": (MergeOptions,), "compare": (CompareOptions,), "check": (CheckOptions,)}
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_field_is_an_option_whose_help_is_the_field_s(command):
     """Each field of the command's options classes is one of its options, with the field's
     own help text and default (nothing is declared twice)."""
-    params = {p.name: p for p in cli.typer.main.get_command(cli.app).commands[command].params}
-    for cls in COMMANDS[command]:
-        for field in dataclasses.fields(cls):
-            param = params[field.name]
-            assert param.help == field.metadata["help"]
-            if field.metadata["parse"] is None and not isinstance(field.default, tuple):
-                assert param.default == field.default, field.name
+    params = {p.name: p for p in typer.main.get_command(cli.app).commands[command].params}
+    fields = [field for cls in COMMANDS[command] for field in dataclasses.fields(cls)]
+    assert sorted(params) == sorted(field.name for field in fields)  # nothing else either
+    for field in fields:
+        param = params[field.name]
+        assert param.help == field.metadata["help"]
+        if field.metadata["parse"] is not None:  # typed as text, kept parsed
+            assert field.metadata["parse"](param.default) == field.default
+        elif isinstance(field.default, tuple):  # repeatable: () is shown as unset
+            assert (param.default or []) == list(field.default), field.name
+        elif field.default is not dataclasses.MISSING and field.default is not ...:
+            assert param.default == field.default, field.name
 
 
 def test_training_commands_share_one_declaration():
